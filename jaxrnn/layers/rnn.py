@@ -1,0 +1,187 @@
+"""`RNN`: one cell scanned over time with `jax.lax.scan`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn._typing import Array, Carry, Params, PRNGKey
+from jaxrnn.cells.base import Cell
+from jaxrnn.masking import where_valid
+
+
+@dataclasses.dataclass(frozen=True)
+class RNN:
+    """Scans a cell over time: the input projection for all steps as one GEMM, then `lax.scan`.
+
+    Args:
+      cell: the cell to scan (e.g. ``jaxrnn.LSTM(128)``).
+      reverse: run from the last valid step to the first. With ``lengths`` each sequence starts at
+        its own last valid step, and outputs stay at their input positions (padding at the end).
+      unroll: ``lax.scan``'s unroll factor (an int >= 1, or True for a full unroll).
+      remat: recompute each step's activations in the backward pass (``jax.checkpoint``), keeping
+        only the carries: less memory for long sequences, about one extra forward pass of compute.
+      time_major: inputs are ``[T, *batch, F]`` instead of ``[*batch, T, F]``.
+
+    Example::
+
+        layer = jaxrnn.RNN(jaxrnn.LSTM(128))
+        params = layer.init(jax.random.key(0), input_size=16)
+        ys, carry = layer.apply(params, xs)                      # xs: [batch, T, 16]
+        ys, carry = layer.apply(params, xs, lengths=lengths)     # right-padded batch
+
+    With ``lengths`` ([*batch] ints in [0, T]) each sequence's carry stops at its own length, the
+    outputs past it are exactly zero, and a length of 0 returns the initial carry.
+    """
+
+    cell: Cell
+    _: dataclasses.KW_ONLY
+    reverse: bool = False
+    unroll: int | bool = 1
+    remat: bool = False
+    time_major: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cell, Cell):
+            raise TypeError(f"RNN: argument 'cell' must be a jaxrnn cell, got {type(self.cell).__name__}")
+        for flag in ("reverse", "remat", "time_major"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"RNN: argument '{flag}' must be a bool, got {getattr(self, flag)!r}")
+        _checks.check_unroll("RNN", self.unroll)
+
+    # ---- layer protocol ---------------------------------------------------------------------------
+
+    @property
+    def output_size(self) -> int:
+        return self.cell.output_size
+
+    def init(self, key: PRNGKey, input_size: int) -> Params:
+        """The cell's parameters for inputs with `input_size` features."""
+        return self.cell.init(key, input_size)
+
+    def initial_carry(self, params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
+        return self.cell.initial_carry(params, tuple(batch_shape))
+
+    def apply(
+        self,
+        params: Params,
+        xs: Array,
+        *,
+        lengths: Array | None = None,
+        carry: Carry | None = None,
+        key: PRNGKey | None = None,
+        probe: Array | None = None,
+    ) -> tuple[Array, Carry]:
+        """Runs the layer over a batch of sequences.
+
+        Args:
+          params: from `init`.
+          xs: ``[*batch, T, F]`` (or ``[T, *batch, F]`` if ``time_major``), any number of batch dims.
+          lengths: optional ``[*batch]`` integer lengths of right-padded sequences.
+          carry: optional initial carry with leading dims ``batch`` (default: the cell's zeros).
+          key: unused by a plain RNN; accepted so every layer shares one signature.
+          probe: optional additive perturbation of the hidden state at every step, shaped like the
+            outputs. Pass zeros and differentiate w.r.t. it to get dL/dh_t for every t from one
+            backward pass (see `jaxrnn.diagnostics`). The probed h_t is also the output at t.
+
+        Returns:
+          ``(ys, final_carry)``: outputs ``[*batch, T, H]`` (time-major if ``time_major``) and the
+          carry after each sequence's last valid step.
+        """
+        del key
+        xs, lengths, carry, batch_shape = self.check_inputs("RNN.apply", params, xs, lengths, carry)
+        if probe is not None:
+            expected = (*xs.shape[:-1], self.output_size)
+            if tuple(probe.shape) != expected:
+                raise ValueError(
+                    f"RNN.apply: argument 'probe' must have the outputs' shape {expected}, got {tuple(probe.shape)}"
+                )
+        return self._apply_checked(params, xs, lengths, carry, batch_shape, probe)
+
+    # ---- validation -------------------------------------------------------------------------------
+
+    @property
+    def layout(self) -> str:
+        return "[T, *batch, F]" if self.time_major else "[*batch, T, F]"
+
+    def split_shape(self, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        """``(T, batch_shape)`` of an input of `shape` in this layer's layout."""
+        if self.time_major:
+            return shape[0], tuple(shape[1:-1])
+        return shape[-2], tuple(shape[:-2])
+
+    def check_inputs(
+        self, fn: str, params: Params, xs: Any, lengths: Any, carry: Carry | None
+    ) -> tuple[Array, Array | None, Carry, tuple[int, ...]]:
+        """Validates the arguments of `apply`; returns them as arrays plus the batch shape."""
+        input_size = self.cell.check_params(fn, params)
+        xs = _checks.check_float_array(fn, "xs", xs, min_ndim=2, layout=self.layout)
+        _checks.check_feature_size(fn, "xs", xs, input_size, self.layout)
+        num_steps, batch_shape = self.split_shape(xs.shape)
+        if lengths is not None:
+            lengths = _checks.check_lengths(fn, lengths, batch_shape, num_steps)
+        expected = jax.eval_shape(functools.partial(self.cell.initial_carry, batch_shape=batch_shape), params)
+        if carry is None:
+            carry = self.cell.initial_carry(params, batch_shape)
+        else:
+            _checks.check_tree_like(fn, "carry", carry, expected, check_dtype=True)
+        return xs, lengths, carry, batch_shape
+
+    # ---- the scan ---------------------------------------------------------------------------------
+
+    def _apply_checked(
+        self,
+        params: Params,
+        xs: Array,
+        lengths: Array | None,
+        carry: Carry,
+        batch_shape: tuple[int, ...],
+        probe: Array | None = None,
+    ) -> tuple[Array, Carry]:
+        cell = self.cell
+        num_steps = xs.shape[0] if self.time_major else xs.shape[-2]
+        batch = math.prod(batch_shape)
+        nb = len(batch_shape)
+
+        # Work time-major on one flat batch axis: [T, B, F]. The loop then slices its leading axis.
+        if self.time_major:
+            xs_tm = xs.reshape(num_steps, batch, xs.shape[-1])
+        else:
+            xs_tm = jnp.swapaxes(xs.reshape(batch, num_steps, xs.shape[-1]), 0, 1)
+        carry = jax.tree.map(lambda c: c.reshape(batch, *c.shape[nb:]), carry)
+        us = cell.project(params, xs_tm)
+        valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths.reshape(1, batch)  # [T, B]
+        if probe is not None:
+            probe = probe.reshape(num_steps, batch, -1) if self.time_major else jnp.swapaxes(
+                probe.reshape(batch, num_steps, -1), 0, 1
+            )
+
+        def body(c: Carry, step_inputs: tuple[Array, Array | None, Array | None]) -> tuple[Carry, Array]:
+            u, ok, p = step_inputs
+            new_c, y = cell.recur(params, c, u)
+            if p is not None:
+                new_c, y = cell.with_hidden(new_c, cell.hidden(new_c) + p), y + p
+            if ok is not None:
+                new_c = jax.tree.map(functools.partial(where_valid, ok), new_c, c)
+            return new_c, y
+
+        scanned = (us, valid, probe)
+        if self.remat:
+            body = jax.checkpoint(body)
+        final, ys = jax.lax.scan(body, carry, scanned, reverse=self.reverse, unroll=self.unroll)
+        if valid is not None:
+            ys = jnp.where(valid.reshape(valid.shape + (1,) * (ys.ndim - 2)), ys, 0)
+
+        out_tail = ys.shape[2:]
+        if self.time_major:
+            ys = ys.reshape(num_steps, *batch_shape, *out_tail)
+        else:
+            ys = jnp.swapaxes(ys, 0, 1).reshape(*batch_shape, num_steps, *out_tail)
+        final = jax.tree.map(lambda c: c.reshape(*batch_shape, *c.shape[1:]), final)
+        return ys, final
