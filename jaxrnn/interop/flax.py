@@ -49,7 +49,8 @@ def from_flax(module: Any, variables: Any) -> tuple[Cell, Params]:
         raise TypeError(f"from_flax: argument 'variables' must be a dict of parameters, got {type(variables).__name__}")
     kind = type(module).__name__
     hidden = int(module.features)
-    dtype = jnp.asarray(jax.tree.leaves(tree)[0]).dtype
+    leaves = jax.tree.leaves(tree)
+    dtype = jnp.asarray(leaves[0]).dtype if leaves else jnp.float32
     if kind in ("LSTMCell", "OptimizedLSTMCell"):
         _check_defaults(module, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh)
         gates = ["i", "f", "g", "o"]
