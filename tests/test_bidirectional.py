@@ -1,0 +1,76 @@
+"""`Bidirectional`: each padded sequence equals its own unpadded run; merges; composition."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+
+F, H = 3, 4
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LSTM(H), jaxrnn.GRU(H), jaxrnn.SimpleRNN(H)], ids=["lstm", "gru", "elman"])
+def test_padded_batch_equals_each_sequence_alone(cell):
+    layer = jaxrnn.Bidirectional(jaxrnn.RNN(cell))
+    params = layer.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (3, 7, F))
+    lengths = jnp.array([7, 4, 2])
+    ys, (c_f, c_b) = jax.jit(layer.apply)(params, xs, lengths=lengths)
+    for b, n in enumerate(np.asarray(lengths)):
+        ys_b, (cf_b, cb_b) = layer.apply(params, xs[b, :n])  # unbatched, unpadded
+        np.testing.assert_allclose(ys[b, :n], ys_b, atol=1e-6)
+        assert np.all(np.asarray(ys[b, n:]) == 0.0)
+        for got, want in zip(jax.tree.leaves((c_f, c_b)), jax.tree.leaves((cf_b, cb_b))):
+            np.testing.assert_allclose(got[b], want, atol=1e-6)
+
+
+def test_backward_half_is_the_reversed_sequence():
+    """The backward half at step t has read x[n-1], ..., x[t] (brute force, one sequence)."""
+    cell = jaxrnn.GRU(H)
+    layer = jaxrnn.Bidirectional(jaxrnn.RNN(cell))
+    params = layer.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (6, F))
+    ys, _ = layer.apply(params, xs[None], lengths=jnp.array([4]))
+    p_b = params["backward"]
+    h = cell.initial_carry(p_b)
+    expected = {}
+    for t in range(3, -1, -1):
+        h, y = cell.step(p_b, h, xs[t])
+        expected[t] = y
+    for t in range(4):
+        np.testing.assert_allclose(ys[0, t, H:], expected[t], atol=1e-6)
+
+
+@pytest.mark.parametrize("merge", ["concat", "sum", "mean", "mul"])
+def test_merges(merge):
+    fwd = jaxrnn.RNN(jaxrnn.LSTM(H))
+    layer = jaxrnn.Bidirectional(fwd, merge=merge)
+    params = layer.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, F))
+    ys, _ = layer.apply(params, xs)
+    a, _ = fwd.apply(params["forward"], xs)
+    b, _ = dataclasses.replace(fwd, reverse=True).apply(params["backward"], xs)
+    expected = {"concat": jnp.concatenate([a, b], -1), "sum": a + b, "mean": (a + b) / 2, "mul": a * b}[merge]
+    np.testing.assert_allclose(ys, expected, atol=1e-6)
+    assert ys.shape[-1] == layer.output_size
+
+
+def test_default_backward_copies_config_with_its_own_params():
+    layer = jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.GRU(H), unroll=2))
+    assert layer.backward.reverse and layer.backward.unroll == 2 and layer.backward.cell == jaxrnn.GRU(H)
+    params = layer.init(jax.random.key(0), F)
+    assert not np.allclose(params["forward"]["w_hh"], params["backward"]["w_hh"])
+
+
+def test_different_cells_each_way():
+    layer = jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(3)), jaxrnn.RNN(jaxrnn.GRU(5)))
+    params = layer.init(jax.random.key(0), F)
+    ys, (cf, cb) = layer.apply(params, jnp.ones((2, 4, F)))
+    assert ys.shape == (2, 4, 8) and isinstance(cf, jaxrnn.LSTMState) and cb.shape == (2, 5)
+    a, _ = jaxrnn.RNN(jaxrnn.LSTM(3)).apply(params["forward"], jnp.ones((2, 4, F)))
+    np.testing.assert_allclose(ys[..., :3], a, atol=1e-6)
