@@ -4,10 +4,11 @@ Cells are immutable configs with pure methods over plain-dict parameter pytrees;
 cells composed into bidirectional and deep networks. See the README for a tour.
 """
 
-from jaxrnn import interop, masking
+from jaxrnn import interop, masking, models
 from jaxrnn.cells import GRU, LSTM, Cell, LSTMState, SimpleRNN
 from jaxrnn.layers import RNN, Bidirectional, Stacked
 from jaxrnn.masking import reverse_padded, sequence_mask
+from jaxrnn.summary import summary
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,18 @@ __all__ = [
     "Stacked",
     "interop",
     "masking",
+    "models",
+    "nnx",
     "reverse_padded",
     "sequence_mask",
+    "summary",
 ]
+
+
+def __getattr__(name: str):
+    # Flax NNX is imported only when asked for: it adds most of a second to `import jaxrnn`.
+    if name == "nnx":
+        import importlib
+
+        return importlib.import_module("jaxrnn.nnx")
+    raise AttributeError(f"module 'jaxrnn' has no attribute {name!r}")
