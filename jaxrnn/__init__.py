@@ -5,8 +5,19 @@ cells composed into bidirectional and deep networks. See the README for a tour.
 """
 
 from jaxrnn import interop, masking, models
-from jaxrnn.cells import GRU, LSTM, Cell, LSTMState, SimpleRNN
-from jaxrnn.layers import RNN, Bidirectional, Stacked
+from jaxrnn.cells import (
+    GRU,
+    LSTM,
+    MGU,
+    Cell,
+    ConvGRU,
+    ConvLSTM,
+    ConvSimpleRNN,
+    LearnableCarry,
+    LSTMState,
+    SimpleRNN,
+)
+from jaxrnn.layers import RNN, Bidirectional, Conv1D, Hierarchical, RecurrentConv, Stacked, final_hidden
 from jaxrnn.masking import reverse_padded, sequence_mask
 from jaxrnn.summary import summary
 
@@ -15,12 +26,21 @@ __version__ = "0.1.0"
 __all__ = [
     "Bidirectional",
     "Cell",
+    "Conv1D",
+    "ConvGRU",
+    "ConvLSTM",
+    "ConvSimpleRNN",
     "GRU",
+    "Hierarchical",
     "LSTM",
     "LSTMState",
+    "LearnableCarry",
+    "MGU",
     "RNN",
+    "RecurrentConv",
     "SimpleRNN",
     "Stacked",
+    "final_hidden",
     "interop",
     "masking",
     "models",

@@ -8,6 +8,10 @@ A cell splits one recurrence step into a time-parallel part and a sequential par
 
 so a layer can run the input projection for all T steps as one GEMM and keep only the recurrent
 matmul and the gate math inside the loop (the layout cuDNN uses; Appleyard et al. 2016).
+
+``recur`` also takes an optional keyword ``recurrent_mask``: a multiplier of ``h_{t-1}`` where it
+enters the recurrent kernel only (not where the carry flows on), which is how `jaxrnn.RNN` applies
+variational recurrent dropout (Gal & Ghahramani 2016).
 """
 
 from __future__ import annotations
@@ -26,18 +30,26 @@ from jaxrnn._typing import Array, Carry, Params, PRNGKey
 Initializer = Callable[[PRNGKey, tuple[int, ...], Any], Array]
 
 
-def glorot_blocks(key: PRNGKey, fan_in: int, hidden: int, blocks: int, dtype: Any) -> Array:
-    """Glorot-uniform [fan_in, blocks * hidden] kernel, each gate block scaled by its own fan-in/out."""
+def glorot_blocks(
+    key: PRNGKey, fan_in: int, hidden: int, blocks: int, dtype: Any, *, window: tuple[int, ...] = ()
+) -> Array:
+    """Glorot-uniform [*window, fan_in, blocks * hidden] kernel, each gate block scaled by its own
+    fan-in/out (a convolution kernel when `window` is its spatial size)."""
     init = jax.nn.initializers.glorot_uniform()
     keys = jax.random.split(key, blocks)
-    return jnp.concatenate([init(k, (fan_in, hidden), dtype) for k in keys], axis=-1)
+    return jnp.concatenate([init(k, (*window, fan_in, hidden), dtype) for k in keys], axis=-1)
 
 
-def orthogonal_blocks(key: PRNGKey, rows: int, hidden: int, blocks: int, dtype: Any) -> Array:
-    """[rows, blocks * hidden] kernel whose every gate block is an orthogonal matrix (Saxe et al. 2014)."""
+def orthogonal_blocks(
+    key: PRNGKey, rows: int, hidden: int, blocks: int, dtype: Any, *, window: tuple[int, ...] = ()
+) -> Array:
+    """[*window, rows, blocks * hidden] kernel whose every gate block is an orthogonal matrix (Saxe et
+    al. 2014); for a convolution kernel, orthonormal columns over the flattened window and rows."""
     init = jax.nn.initializers.orthogonal()
     keys = jax.random.split(key, blocks)
-    return jnp.concatenate([init(k, (rows, hidden), dtype) for k in keys], axis=-1)
+    # QR has no half-precision kernel (LAPACK): draw in >= float32, then cast.
+    work = jnp.promote_types(dtype, jnp.float32)
+    return jnp.concatenate([init(k, (*window, rows, hidden), work) for k in keys], axis=-1).astype(dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +84,14 @@ class Cell(abc.ABC):
         """Returns freshly initialised parameters for inputs with `input_size` features."""
 
     @abc.abstractmethod
-    def recur(self, params: Params, carry: Carry, u: Array) -> tuple[Carry, Array]:
-        """One sequential step from the projected input `u` (see `project`)."""
+    def recur(
+        self, params: Params, carry: Carry, u: Array, *, recurrent_mask: Array | None = None
+    ) -> tuple[Carry, Array]:
+        """One sequential step from the projected input `u` (see `project`).
+
+        `recurrent_mask` (shaped like ``hidden(carry)``) multiplies ``h_{t-1}`` where it enters the
+        recurrent kernel and nowhere else: variational recurrent dropout (Gal & Ghahramani 2016).
+        """
 
     def project(self, params: Params, xs: Array) -> Array:
         """Input projection ``xs @ w_ih + b`` for any leading dims: the time-parallel part of a step."""
@@ -100,15 +118,44 @@ class Cell(abc.ABC):
         """`carry` with its hidden state replaced by `h` (inverse of `hidden`)."""
         return h
 
+    def init_kernels(
+        self,
+        key: PRNGKey,
+        input_size: int,
+        *,
+        rows: int | None = None,
+        window: tuple[int, ...] = (),
+        recurrent_window: tuple[int, ...] = (),
+    ) -> Params:
+        """The parameters every gated cell starts from: ``w_ih`` (Glorot uniform per gate block),
+        ``w_hh`` (orthogonal per block, `rows` input rows, default H) and a zero ``b`` if
+        ``use_bias``. `window` / `recurrent_window` make them convolution kernels."""
+        _checks.check_positive_int(f"{type(self).__name__}.init", "input_size", input_size)
+        k_ih, k_hh = jax.random.split(key)
+        H, G = self.hidden_size, self.num_blocks
+        params = {
+            "w_ih": glorot_blocks(k_ih, input_size, H, G, self.dtype, window=window),
+            "w_hh": orthogonal_blocks(k_hh, rows or H, H, G, self.dtype, window=recurrent_window),
+        }
+        if self.use_bias:
+            params["b"] = jnp.zeros((G * H,), self.dtype)
+        return params
+
     # ---- derived facts ------------------------------------------------------------------------
 
     @property
     def output_size(self) -> int:
         return self.hidden_size
 
+    @property
+    def num_feature_axes(self) -> int:
+        """Trailing axes of one step's input: 1 (features) for dense cells, N + 1 (grid, channels)
+        for convolutional cells over N-D grids, whose `initial_carry` ``batch_shape`` includes the grid."""
+        return 1
+
     def input_size(self, params: Params) -> int:
         """The number of input features `params` were initialised for."""
-        return int(params["w_ih"].shape[0])
+        return int(params["w_ih"].shape[-2])
 
     def param_shapes(self, input_size: int) -> Params:
         """ShapeDtypeStructs of `init(key, input_size)`, computed without allocating."""
@@ -116,15 +163,25 @@ class Cell(abc.ABC):
 
     def check_params(self, fn: str, params: Params) -> int:
         """Raises a clear error unless `params` has this cell's structure; returns the input size."""
-        if not isinstance(params, dict) or "w_ih" not in params or not hasattr(params["w_ih"], "shape"):
+        if (
+            not isinstance(params, dict)
+            or "w_ih" not in params
+            or not hasattr(params["w_ih"], "shape")
+            or len(params["w_ih"].shape) < 2
+        ):
             raise ValueError(
                 f"{fn}: argument 'params' must be the dict returned by {type(self).__name__}.init "
                 f"(keys {sorted(self.param_shapes(1))}), got {type(params).__name__}"
                 + (f" with keys {sorted(params)}" if isinstance(params, dict) else "")
             )
-        input_size = int(params["w_ih"].shape[0])
+        input_size = self.input_size(params)
         _checks.check_tree_like(fn, "params", params, self.param_shapes(input_size))
         return input_size
+
+
+def masked(h: Array, mask: Array | None) -> Array:
+    """``h * mask``, or `h` itself when there is no mask (no extra op in the common path)."""
+    return h if mask is None else h * mask
 
 
 @functools.lru_cache(maxsize=256)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn._typing import Array, Params, PRNGKey
-from jaxrnn.cells.base import Cell, glorot_blocks, orthogonal_blocks
+from jaxrnn.cells.base import Cell, masked
+
+#: ``recurrent(x, start, stop)``: `x` times the recurrent kernel's output columns ``[start, stop)``
+#: (``stop=None``: to the end). A matmul for dense cells, a convolution for convolutional ones.
+Recurrent = Callable[[Array, int, "int | None"], Array]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GRU(Cell):
-    r"""Gated recurrent unit in the PyTorch / Keras ``reset_after`` form, gates ``[r | z | n]``.
+    r"""Gated recurrent unit, gates ``[r | z | n]``, in the PyTorch / Keras ``reset_after`` form by default.
 
     .. math::
         r, z &= \sigma(x_t W_{ir,iz} + b_{r,z} + h_{t-1} W_{hr,hz}) \\
@@ -24,13 +28,24 @@ class GRU(Cell):
     The reset gate multiplies the recurrent term *after* its matmul and bias ``b_hn``, as in PyTorch
     ``nn.GRU``, Keras ``GRU(reset_after=True)`` and Flax linen ``GRUCell``, so all three convert exactly.
 
+    With ``reset_after=False`` it is the original form of Cho et al. (2014) and Keras
+    ``GRU(reset_after=False)``: the reset gate multiplies ``h_{t-1}`` *before* the matmul, and there
+    is no ``b_hn``:
+
+    .. math::
+        n = \tanh(x_t W_{in} + b_{in} + (r \odot h_{t-1}) W_{hn})
+
+    (Keras stores its kernels in ``[z | r | h]`` block order; reorder the blocks to ``[r | z | n]``.)
+
     Args:
       hidden_size: number of hidden units H.
+      reset_after: apply the reset gate after the recurrent matmul (default) or before it.
       use_bias: whether to learn the biases ``b`` and ``b_hn``.
       dtype: dtype of the parameters.
 
     Params: ``w_ih`` [I, 3H] (Glorot uniform per gate), ``w_hh`` [H, 3H] (orthogonal per gate),
-    ``b`` [3H] (input-side bias, with PyTorch's ``b_hr``, ``b_hz`` merged in), ``b_hn`` [H].
+    ``b`` [3H] (input-side bias, with PyTorch's ``b_hr``, ``b_hz`` merged in), ``b_hn`` [H]
+    (``reset_after`` only).
     Carry: the hidden array ``h`` [*batch, H]; the output is ``h``.
 
     Example::
@@ -45,29 +60,76 @@ class GRU(Cell):
       machine translation", EMNLP 2014.
     """
 
+    reset_after: bool = True
+
     num_blocks = 3
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.reset_after, bool):
+            raise TypeError(f"GRU: argument 'reset_after' must be a bool, got {self.reset_after!r}")
+
     def init(self, key: PRNGKey, input_size: int) -> Params:
-        _checks.check_positive_int("GRU.init", "input_size", input_size)
-        k_ih, k_hh = jax.random.split(key)
-        H = self.hidden_size
-        params = {
-            "w_ih": glorot_blocks(k_ih, input_size, H, 3, self.dtype),
-            "w_hh": orthogonal_blocks(k_hh, H, H, 3, self.dtype),
-        }
-        if self.use_bias:
-            params["b"] = jnp.zeros((3 * H,), self.dtype)
-            params["b_hn"] = jnp.zeros((H,), self.dtype)
+        params = self.init_kernels(key, input_size)
+        if self.use_bias and self.reset_after:
+            params["b_hn"] = jnp.zeros((self.hidden_size,), self.dtype)
         return params
 
-    def recur(self, params: Params, carry: Array, u: Array) -> tuple[Array, Array]:
+    def recur(
+        self, params: Params, carry: Array, u: Array, *, recurrent_mask: Array | None = None
+    ) -> tuple[Array, Array]:
         H = self.hidden_size
-        hh = carry @ params["w_hh"]
-        rz = jax.nn.sigmoid(u[..., : 2 * H] + hh[..., : 2 * H])
-        r, z = rz[..., :H], rz[..., H:]
-        hn = hh[..., 2 * H :]
-        if "b_hn" in params:
-            hn = hn + params["b_hn"]
-        n = jnp.tanh(u[..., 2 * H :] + r * hn)
-        h = n + z * (carry - n)
+        rz, n = gated_candidate(
+            u,
+            carry,
+            dense_recurrent(params["w_hh"]),
+            num_gates=2,
+            reset_after=self.reset_after,
+            b_hn=params.get("b_hn"),
+            recurrent_mask=recurrent_mask,
+        )
+        h = n + rz[..., H:] * (carry - n)
         return h, h
+
+
+def dense_recurrent(w_hh: Array) -> Recurrent:
+    """`Recurrent` for a dense kernel ``[H, G]``: slices columns only when asked for a part of them."""
+
+    def apply(x: Array, start: int, stop: int | None) -> Array:
+        return x @ (w_hh if start == 0 and stop is None else w_hh[:, start:stop])
+
+    return apply
+
+
+def gated_candidate(
+    u: Array,
+    h: Array,
+    recurrent: Recurrent,
+    *,
+    num_gates: int,
+    reset_after: bool,
+    b_hn: Array | None = None,
+    recurrent_mask: Array | None = None,
+) -> tuple[Array, Array]:
+    """The math GRU-family cells share (GRU, MGU, ConvGRU): sigmoid gates and the reset candidate.
+
+    `u` ``[..., (num_gates + 1) * H]`` holds the input pre-activations of the gates, then of the
+    candidate. The first gate block is the reset gate ``r``; the candidate is
+    ``tanh(u_n + r * (recurrent(h) + b_hn))`` if `reset_after`, else ``tanh(u_n + recurrent(r * h))``.
+    `recurrent_mask` multiplies ``h`` inside `recurrent` only. Returns ``(gates, n)``; the caller
+    mixes ``h`` and ``n`` with its own update gate.
+    """
+    H = h.shape[-1]
+    G = num_gates * H
+    h_in = masked(h, recurrent_mask)
+    if reset_after:
+        hh = recurrent(h_in, 0, None)
+        gates = jax.nn.sigmoid(u[..., :G] + hh[..., :G])
+        hn = hh[..., G:]
+        if b_hn is not None:
+            hn = hn + b_hn
+        n = jnp.tanh(u[..., G:] + gates[..., :H] * hn)
+    else:
+        gates = jax.nn.sigmoid(u[..., :G] + recurrent(h_in, 0, G))
+        n = jnp.tanh(u[..., G:] + recurrent(gates[..., :H] * h_in, G, None))
+    return gates, n

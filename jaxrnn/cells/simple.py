@@ -9,9 +9,9 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Params, PRNGKey
-from jaxrnn.cells.base import Cell, glorot_blocks, orthogonal_blocks
+from jaxrnn.cells.base import Cell, masked
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,20 +46,13 @@ class SimpleRNN(Cell):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _checks.check_choice("SimpleRNN", "activation", self.activation, tuple(_ACTIVATIONS))
+        _checks.check_choice("SimpleRNN", "activation", self.activation, tuple(ACTIVATIONS))
 
     def init(self, key: PRNGKey, input_size: int) -> Params:
-        _checks.check_positive_int("SimpleRNN.init", "input_size", input_size)
-        k_ih, k_hh = jax.random.split(key)
-        H = self.hidden_size
-        params = {
-            "w_ih": glorot_blocks(k_ih, input_size, H, 1, self.dtype),
-            "w_hh": orthogonal_blocks(k_hh, H, H, 1, self.dtype),
-        }
-        if self.use_bias:
-            params["b"] = jnp.zeros((H,), self.dtype)
-        return params
+        return self.init_kernels(key, input_size)
 
-    def recur(self, params: Params, carry: Array, u: Array) -> tuple[Array, Array]:
-        h = _ACTIVATIONS[self.activation](u + carry @ params["w_hh"])
+    def recur(
+        self, params: Params, carry: Array, u: Array, *, recurrent_mask: Array | None = None
+    ) -> tuple[Array, Array]:
+        h = ACTIVATIONS[self.activation](u + masked(carry, recurrent_mask) @ params["w_hh"])
         return h, h

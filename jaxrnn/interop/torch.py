@@ -5,7 +5,9 @@ tensors, so importing this module does not need torch either.
 
 Mapping (PyTorch stores ``weight_ih`` as [G*H, I] with gates stacked on rows, in the same gate order
 as jaxrnn): ``w_ih = weight_ih.T``, ``w_hh = weight_hh.T``; the two biases are merged into ``b``,
-except GRU's ``b_hn`` which sits inside the reset product and stays separate.
+except GRU's ``b_hn`` which sits inside the reset product and stays separate. An ``nn.LSTM`` with
+``proj_size=P`` becomes ``LSTM(H, proj_size=P)`` with ``w_hr = weight_hr.T``; its ``h`` states
+have P units, its ``c`` states H.
 """
 
 from __future__ import annotations
@@ -24,27 +26,31 @@ def _array(tensor: Any) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
+_TORCH_KINDS = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
+
+
 def _cell_for(module: Any) -> Cell:
     kind = type(module).__name__
+    if kind not in _TORCH_KINDS:
+        raise TypeError(
+            f"from_torch: argument 'module' must be a torch.nn.{', '.join(_TORCH_KINDS)}, got {kind}"
+        )
     dtype = jnp.dtype(str(next(module.parameters()).dtype).removeprefix("torch."))
     hidden = int(module.hidden_size)
     bias = bool(module.bias)
     if kind in ("LSTM", "LSTMCell"):
-        if getattr(module, "proj_size", 0):
-            raise NotImplementedError("from_torch: nn.LSTM with proj_size > 0 is not supported yet")
-        return LSTM(hidden, use_bias=bias, dtype=dtype)
+        return LSTM(hidden, proj_size=int(getattr(module, "proj_size", 0)), use_bias=bias, dtype=dtype)
     if kind in ("GRU", "GRUCell"):
         return GRU(hidden, use_bias=bias, dtype=dtype)
-    if kind in ("RNN", "RNNCell"):
-        return SimpleRNN(hidden, activation=module.nonlinearity, use_bias=bias, dtype=dtype)
-    raise TypeError(
-        "from_torch: argument 'module' must be a torch.nn.RNN, LSTM, GRU, RNNCell, LSTMCell or GRUCell, "
-        f"got {kind}"
-    )
+    return SimpleRNN(hidden, activation=module.nonlinearity, use_bias=bias, dtype=dtype)
 
 
-def _convert_weights(cell: Cell, w_ih: Any, w_hh: Any, b_ih: Any | None, b_hh: Any | None) -> Params:
+def _convert_weights(
+    cell: Cell, w_ih: Any, w_hh: Any, b_ih: Any | None, b_hh: Any | None, w_hr: Any | None = None
+) -> Params:
     params = {"w_ih": jnp.asarray(_array(w_ih).T), "w_hh": jnp.asarray(_array(w_hh).T)}
+    if w_hr is not None:
+        params["w_hr"] = jnp.asarray(_array(w_hr).T)
     if b_ih is not None:
         b_ih, b_hh = _array(b_ih), _array(b_hh)
         if isinstance(cell, GRU):
@@ -78,7 +84,9 @@ def from_torch(module: Any) -> tuple[Any, Params]:
 
     def direction(layer: int, suffix: str) -> Params:
         get = lambda name: getattr(module, f"{name}_l{layer}{suffix}", None)  # noqa: E731
-        return _convert_weights(cell, get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+        return _convert_weights(
+            cell, get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr")
+        )
 
     rnn = RNN(cell)
     layers, params = [], []
@@ -123,7 +131,8 @@ def _nest_carry(layer: Any, flat: list[Carry]) -> Carry:
 
 
 def to_torch_state(layer: Any, carry: Carry) -> tuple[Array, ...]:
-    """A jaxrnn final carry as PyTorch's ``h_n`` (and ``c_n`` for LSTM), each ``[D*L, *batch, H]``."""
+    """A jaxrnn final carry as PyTorch's ``h_n`` (and ``c_n`` for LSTM), each ``[D*L, *batch, H]``
+    (``h_n`` ``[D*L, *batch, P]`` for an LSTM with ``proj_size=P``)."""
     flat = _flatten_carry(layer, carry)
     if isinstance(flat[0], LSTMState):
         return jnp.stack([c.h for c in flat]), jnp.stack([c.c for c in flat])
@@ -131,7 +140,8 @@ def to_torch_state(layer: Any, carry: Carry) -> tuple[Array, ...]:
 
 
 def from_torch_state(layer: Any, h_0: Any, c_0: Any | None = None) -> Carry:
-    """PyTorch's ``h_0`` (and ``c_0``) ``[D*L, *batch, H]`` as an initial carry for `layer`."""
+    """PyTorch's ``h_0`` (and ``c_0``) ``[D*L, *batch, H]`` as an initial carry for `layer` (``h_0`` has
+    P units for an LSTM with ``proj_size=P``)."""
     h = jnp.asarray(_array(h_0) if hasattr(h_0, "detach") else h_0)
     units = _layer_units(layer)
     if h.shape[0] != len(units):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
 from jaxrnn.cells.base import Cell
+from jaxrnn.layers import noise
 from jaxrnn.masking import where_valid
 
 
@@ -28,6 +29,16 @@ class RNN:
       remat: recompute each step's activations in the backward pass (``jax.checkpoint``), keeping
         only the carries: less memory for long sequences, about one extra forward pass of compute.
       time_major: inputs are ``[T, *batch, F]`` instead of ``[*batch, T, F]``.
+      dropout: variational input dropout (Gal & Ghahramani 2016): one mask per sequence, the same at
+        every step, on the input features. Only when `apply` gets a ``key``.
+      recurrent_dropout: variational recurrent dropout: one mask per sequence on ``h_{t-1}`` where it
+        enters the recurrent kernel; the carry that flows on (e.g. the GRU's ``z * h_{t-1}`` term)
+        is not masked, as in Gal & Ghahramani. Only when `apply` gets a ``key``.
+      zoneout: zoneout probability (Krueger et al. 2017): with a ``key``, each carry unit keeps its
+        previous value with this probability, drawn per step and unit; without a key, the carry is
+        the expectation ``p * old + (1 - p) * new``. A float for every carry leaf, or a pytree
+        shaped like the carry, e.g. ``jaxrnn.LSTMState(h=0.05, c=0.5)`` (the paper's LSTM setting).
+        The output at each step is the zoned-out hidden state.
 
     Example::
 
@@ -38,6 +49,14 @@ class RNN:
 
     With ``lengths`` ([*batch] ints in [0, T]) each sequence's carry stops at its own length, the
     outputs past it are exactly zero, and a length of 0 returns the initial carry.
+
+    Convolutional cells (e.g. `jaxrnn.ConvLSTM` over a 2-D grid) take ``[*batch, T, *grid, C]``
+    inputs and give ``[*batch, T, *grid, F]`` outputs; their carries include the grid.
+
+    References:
+      Gal & Ghahramani, "A theoretically grounded application of dropout in recurrent neural
+      networks", NeurIPS 2016.
+      Krueger et al., "Zoneout: regularizing RNNs by randomly preserving hidden activations", ICLR 2017.
     """
 
     cell: Cell
@@ -46,6 +65,9 @@ class RNN:
     unroll: int | bool = 1
     remat: bool = False
     time_major: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: Any = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.cell, Cell):
@@ -54,6 +76,9 @@ class RNN:
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"RNN: argument '{flag}' must be a bool, got {getattr(self, flag)!r}")
         _checks.check_unroll("RNN", self.unroll)
+        _checks.check_probability("RNN", "dropout", self.dropout)
+        _checks.check_probability("RNN", "recurrent_dropout", self.recurrent_dropout)
+        noise.check_zoneout("RNN", self.zoneout)
 
     # ---- layer protocol ---------------------------------------------------------------------------
 
@@ -85,7 +110,8 @@ class RNN:
           xs: ``[*batch, T, F]`` (or ``[T, *batch, F]`` if ``time_major``), any number of batch dims.
           lengths: optional ``[*batch]`` integer lengths of right-padded sequences.
           carry: optional initial carry with leading dims ``batch`` (default: the cell's zeros).
-          key: unused by a plain RNN; accepted so every layer shares one signature.
+          key: optional ``jax.random`` key; switches on ``dropout``, ``recurrent_dropout`` and the
+            stochastic form of ``zoneout`` (no key: inference).
           probe: optional additive perturbation of the hidden state at every step, shaped like the
             outputs. Pass zeros and differentiate w.r.t. it to get dL/dh_t for every t from one
             backward pass (see `jaxrnn.diagnostics`). The probed h_t is also the output at t.
@@ -94,7 +120,8 @@ class RNN:
           ``(ys, final_carry)``: outputs ``[*batch, T, H]`` (time-major if ``time_major``) and the
           carry after each sequence's last valid step.
         """
-        del key
+        if key is not None:
+            _checks.check_key("RNN.apply", "key", key)
         xs, lengths, carry, batch_shape = self.check_inputs("RNN.apply", params, xs, lengths, carry)
         if probe is not None:
             expected = (*xs.shape[:-1], self.output_size)
@@ -102,33 +129,37 @@ class RNN:
                 raise ValueError(
                     f"RNN.apply: argument 'probe' must have the outputs' shape {expected}, got {tuple(probe.shape)}"
                 )
-        return self._apply_checked(params, xs, lengths, carry, batch_shape, probe)
+        return self._apply_checked(params, xs, lengths, carry, batch_shape, probe, key)
 
     # ---- validation -------------------------------------------------------------------------------
 
     @property
     def layout(self) -> str:
-        return "[T, *batch, F]" if self.time_major else "[*batch, T, F]"
+        step = "*grid, C" if self.cell.num_feature_axes > 1 else "F"
+        return f"[T, *batch, {step}]" if self.time_major else f"[*batch, T, {step}]"
 
     def split_shape(self, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
         """``(T, batch_shape)`` of an input of `shape` in this layer's layout."""
+        nf = self.cell.num_feature_axes
         if self.time_major:
-            return shape[0], tuple(shape[1:-1])
-        return shape[-2], tuple(shape[:-2])
+            return shape[0], tuple(shape[1 : len(shape) - nf])
+        return shape[-1 - nf], tuple(shape[: -1 - nf])
 
     def check_inputs(
         self, fn: str, params: Params, xs: Any, lengths: Any, carry: Carry | None
     ) -> tuple[Array, Array | None, Carry, tuple[int, ...]]:
         """Validates the arguments of `apply`; returns them as arrays plus the batch shape."""
         input_size = self.cell.check_params(fn, params)
-        xs = _checks.check_float_array(fn, "xs", xs, min_ndim=2, layout=self.layout)
+        nf = self.cell.num_feature_axes
+        xs = _checks.check_float_array(fn, "xs", xs, min_ndim=1 + nf, layout=self.layout)
         _checks.check_feature_size(fn, "xs", xs, input_size, self.layout)
         num_steps, batch_shape = self.split_shape(xs.shape)
         if lengths is not None:
             lengths = _checks.check_lengths(fn, lengths, batch_shape, num_steps)
-        expected = jax.eval_shape(functools.partial(self.cell.initial_carry, batch_shape=batch_shape), params)
+        carry_shape = (*batch_shape, *xs.shape[xs.ndim - nf : -1])  # convolutional cells' carries hold the grid
+        expected = jax.eval_shape(functools.partial(self.cell.initial_carry, batch_shape=carry_shape), params)
         if carry is None:
-            carry = self.cell.initial_carry(params, batch_shape)
+            carry = self.cell.initial_carry(params, carry_shape)
         else:
             _checks.check_tree_like(fn, "carry", carry, expected, check_dtype=True)
         return xs, lengths, carry, batch_shape
@@ -143,35 +174,47 @@ class RNN:
         carry: Carry,
         batch_shape: tuple[int, ...],
         probe: Array | None = None,
+        key: PRNGKey | None = None,
     ) -> tuple[Array, Carry]:
         cell = self.cell
-        num_steps = xs.shape[0] if self.time_major else xs.shape[-2]
+        nf = cell.num_feature_axes
+        step_shape = xs.shape[xs.ndim - nf :]  # (F,), or (*grid, C) for convolutional cells
+        num_steps = xs.shape[0] if self.time_major else xs.shape[-1 - nf]
         batch = math.prod(batch_shape)
         nb = len(batch_shape)
 
         # Work time-major on one flat batch axis: [T, B, F]. The loop then slices its leading axis.
         if self.time_major:
-            xs_tm = xs.reshape(num_steps, batch, xs.shape[-1])
+            xs_tm = xs.reshape(num_steps, batch, *step_shape)
         else:
-            xs_tm = jnp.swapaxes(xs.reshape(batch, num_steps, xs.shape[-1]), 0, 1)
+            xs_tm = jnp.swapaxes(xs.reshape(batch, num_steps, *step_shape), 0, 1)
         carry = jax.tree.map(lambda c: c.reshape(batch, *c.shape[nb:]), carry)
+        in_mask, rec_mask, zone_masks = self._draw_noise(key, xs_tm, carry)
+        if in_mask is not None:
+            xs_tm = xs_tm * in_mask
         us = cell.project(params, xs_tm)
         valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths.reshape(1, batch)  # [T, B]
         if probe is not None:
-            probe = probe.reshape(num_steps, batch, -1) if self.time_major else jnp.swapaxes(
-                probe.reshape(batch, num_steps, -1), 0, 1
+            out_tail = probe.shape[xs.ndim - nf :]
+            probe = probe.reshape(num_steps, batch, *out_tail) if self.time_major else jnp.swapaxes(
+                probe.reshape(batch, num_steps, *out_tail), 0, 1
             )
+        zone_rates = None if self.zoneout == 0.0 else noise.zoneout_rates("RNN.apply", self.zoneout, carry)
+        recur_kw = {} if rec_mask is None else {"recurrent_mask": rec_mask}
 
-        def body(c: Carry, step_inputs: tuple[Array, Array | None, Array | None]) -> tuple[Carry, Array]:
-            u, ok, p = step_inputs
-            new_c, y = cell.recur(params, c, u)
+        def body(c: Carry, step_inputs: tuple[Array, Array | None, Array | None, Carry]) -> tuple[Carry, Array]:
+            u, ok, p, zm = step_inputs
+            new_c, y = cell.recur(params, c, u, **recur_kw)
+            if zone_rates is not None:
+                new_c = noise.zoneout_update(new_c, c, zone_rates, zm)
+                y = cell.hidden(new_c)
             if p is not None:
                 new_c, y = cell.with_hidden(new_c, cell.hidden(new_c) + p), y + p
             if ok is not None:
                 new_c = jax.tree.map(functools.partial(where_valid, ok), new_c, c)
             return new_c, y
 
-        scanned = (us, valid, probe)
+        scanned = (us, valid, probe, zone_masks)
         if self.remat:
             body = jax.checkpoint(body)
         final, ys = jax.lax.scan(body, carry, scanned, reverse=self.reverse, unroll=self.unroll)
@@ -185,3 +228,22 @@ class RNN:
             ys = jnp.swapaxes(ys, 0, 1).reshape(*batch_shape, num_steps, *out_tail)
         final = jax.tree.map(lambda c: c.reshape(*batch_shape, *c.shape[1:]), final)
         return ys, final
+
+    def _draw_noise(
+        self, key: PRNGKey | None, xs_tm: Array, carry: Carry
+    ) -> tuple[Array | None, Array | None, Carry | None]:
+        """Training noise for one call: input and recurrent dropout masks (one per sequence, [B, ...])
+        and zoneout keep-masks ([T, B, ...] per carry leaf); all None without a key."""
+        if key is None:
+            return None, None, None
+        k_in, k_rec, k_zone = jax.random.split(key, 3)
+        in_mask = rec_mask = zone_masks = None
+        if self.dropout > 0.0:
+            in_mask = noise.dropout_mask(k_in, self.dropout, xs_tm.shape[1:], xs_tm.dtype)
+        if self.recurrent_dropout > 0.0:
+            h = self.cell.hidden(carry)
+            rec_mask = noise.dropout_mask(k_rec, self.recurrent_dropout, h.shape, h.dtype)
+        if self.zoneout != 0.0:
+            rates = noise.zoneout_rates("RNN.apply", self.zoneout, carry)
+            zone_masks = noise.zoneout_masks(k_zone, rates, carry, xs_tm.shape[0])
+        return in_mask, rec_mask, zone_masks
