@@ -9,9 +9,13 @@ The layer is used by duck typing, so `RNN`, `Bidirectional`, `Stacked` and any f
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from jaxrnn._typing import Params
+import jax
+
+from jaxrnn._typing import Carry, Params, PRNGKey
+from jaxrnn.models.dense import Dense
 
 _LAYER_METHODS = ("init", "apply", "initial_carry", "output_size")
 
@@ -37,3 +41,32 @@ def check_model_params(fn: str, params: Any, keys: tuple[str, ...]) -> Params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"{fn}: argument 'params' must be the dict returned by init, with keys {list(keys)}; got {got}")
     return params
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerHead:
+    """A layer and a dense read-out of size `head_size`: params ``{"layer": ..., "head": {"w", "b"}}``.
+
+    The shared base of `PooledHead` (many-to-one) and `StepwiseHead` (many-to-many).
+    """
+
+    layer: Any
+
+    def __post_init__(self) -> None:
+        check_layer(type(self).__name__, self.layer)
+
+    @property
+    def head_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def head(self) -> Dense:
+        return Dense(self.head_size)
+
+    def init(self, key: PRNGKey, input_size: int) -> Params:
+        """Parameters for inputs with `input_size` features."""
+        k_layer, k_head = jax.random.split(key)
+        return {"layer": self.layer.init(k_layer, input_size), "head": self.head.init(k_head, self.layer.output_size)}
+
+    def initial_carry(self, params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
+        return self.layer.initial_carry(params["layer"], batch_shape)

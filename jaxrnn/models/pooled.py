@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
-import jax
 
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
-from jaxrnn.models.base import check_layer, check_model_params, is_time_major
-from jaxrnn.models.dense import Dense
+from jaxrnn.models.base import LayerHead, check_model_params, is_time_major
 from jaxrnn.models.pooling import POOLS, pool
 
 
 @dataclasses.dataclass(frozen=True)
-class PooledHead:
+class PooledHead(LayerHead):
     """Many-to-one: ``layer`` over the sequence, pooled to one vector, then ``Dense(head_size)``.
 
     The base of `SequenceClassifier`, `SequenceRegressor` and `DirectForecaster`; subclasses set
@@ -24,30 +20,12 @@ class PooledHead:
     Params: ``{"layer": layer params, "head": {"w", "b"}}``.
     """
 
-    layer: Any
     _: dataclasses.KW_ONLY
     pool: str = "last"
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        check_layer(name, self.layer)
-        _checks.check_choice(name, "pool", self.pool, POOLS)
-
-    @property
-    def head_size(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def head(self) -> Dense:
-        return Dense(self.head_size)
-
-    def init(self, key: PRNGKey, input_size: int) -> Params:
-        """Parameters for inputs with `input_size` features."""
-        k_layer, k_head = jax.random.split(key)
-        return {"layer": self.layer.init(k_layer, input_size), "head": self.head.init(k_head, self.layer.output_size)}
-
-    def initial_carry(self, params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
-        return self.layer.initial_carry(params["layer"], batch_shape)
+        super().__post_init__()
+        _checks.check_choice(type(self).__name__, "pool", self.pool, POOLS)
 
     def features(
         self,

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
-import jax
 
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
-from jaxrnn.models.base import check_layer, check_model_params
-from jaxrnn.models.dense import Dense
+from jaxrnn.models.base import LayerHead, check_model_params
 
 
 @dataclasses.dataclass(frozen=True)
-class StepwiseHead:
+class StepwiseHead(LayerHead):
     """Many-to-many: ``layer`` over the sequence, then ``Dense(head_size)`` on each step's output.
 
     The base of `Tagger` and `AutoregressiveForecaster`. Outputs keep the layer's layout
@@ -22,27 +18,6 @@ class StepwiseHead:
 
     Params: ``{"layer": layer params, "head": {"w", "b"}}``.
     """
-
-    layer: Any
-
-    def __post_init__(self) -> None:
-        check_layer(type(self).__name__, self.layer)
-
-    @property
-    def head_size(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def head(self) -> Dense:
-        return Dense(self.head_size)
-
-    def init(self, key: PRNGKey, input_size: int) -> Params:
-        """Parameters for inputs with `input_size` features."""
-        k_layer, k_head = jax.random.split(key)
-        return {"layer": self.layer.init(k_layer, input_size), "head": self.head.init(k_head, self.layer.output_size)}
-
-    def initial_carry(self, params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
-        return self.layer.initial_carry(params["layer"], batch_shape)
 
     def apply(
         self,
