@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow install install-test clean
+.PHONY: demo test test-slow bench install install-test install-bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-bench: $(VENV)/.installed-bench
 
 demo: install
 	$(PY) -m jaxrnn demo
@@ -29,6 +34,10 @@ test: install-test
 
 test-slow: install-test
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -m slow
+
+# Side-by-side speed run on this machine's CPU (about half an hour); writes benchmarks/RESULTS.md.
+bench: install-bench
+	$(PY) -m benchmarks.run --suite cpu --json benchmarks/results/cpu.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

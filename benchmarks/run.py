@@ -1,0 +1,94 @@
+"""Benchmark runner: jaxrnn and every peer on the same shapes, in one process run.
+
+    python -m benchmarks.run --suite cpu --json benchmarks/results/cpu.json
+    python -m benchmarks.run --suite quick --no-report          # smoke run, tiny shapes
+
+Peers that are not installed (or cannot run a case) are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import pathlib
+import sys
+import time
+import traceback
+from typing import Any
+
+from benchmarks import environment, report, suites
+from benchmarks.peers import ALL
+from benchmarks.spec import Unsupported
+from benchmarks.timing import measure
+
+
+def run(specs, *, reps: int, warmup: int, families: set[str] | None = None, log=print) -> list[dict[str, Any]]:
+    """Times every selected peer family on every spec; returns one entry per (spec, impl)."""
+    results = []
+    for spec in specs:
+        log(f"== {spec.network} {spec.shape} {spec.dtype}")
+        for peer in ALL:
+            if families and peer.FAMILY not in families:
+                continue
+            base = {"network": spec.network, "shape": spec.shape, "dtype": spec.dtype, "family": peer.FAMILY,
+                    "spec": spec.__dict__}
+            try:
+                cases = peer.build(spec)
+            except Unsupported as why:
+                results.append({**base, "impl": peer.FAMILY, "skipped": str(why)})
+                continue
+            except Exception as err:  # a peer that breaks must not stop the run; it is reported
+                results.append({**base, "impl": peer.FAMILY, "skipped": f"error: {type(err).__name__}: {err}"})
+                traceback.print_exc()
+                continue
+            for case in cases:
+                entry = {**base, "impl": case.impl, "compile_seconds": case.compile_seconds,
+                         "memory_bytes": case.memory_bytes, "note": case.note}
+                for mode, fn in (("fwd", case.forward), ("fwdbwd", case.forward_backward)):
+                    entry[mode] = measure(fn, reps=reps, warmup=warmup)
+                log(f"   {case.impl:32s} fwd {entry['fwd']['median']*1e3:9.3f} ms   f+b {entry['fwdbwd']['median']*1e3:9.3f} ms")
+                results.append(entry)
+            gc.collect()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=sorted(suites.SUITES), default="cpu")
+    parser.add_argument("--json", type=pathlib.Path, help="write raw results here")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--families", default="",
+        help="comma-separated peer families to run (default: all): " + ",".join(p.FAMILY for p in ALL),
+    )
+    parser.add_argument("--cells", default="", help="comma-separated cells to keep: lstm,gru,rnn")
+    parser.add_argument("--dtypes", default="", help="comma-separated dtypes to keep")
+    parser.add_argument("--no-report", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    specs = suites.SUITES[args.suite]()
+    if args.cells:
+        specs = [s for s in specs if s.cell in args.cells.split(",")]
+    if args.dtypes:
+        specs = [s for s in specs if s.dtype in args.dtypes.split(",")]
+    families = set(args.families.split(",")) - {""} or None
+    env = environment.describe()
+    started = time.time()
+    results = run(specs, reps=args.reps, warmup=args.warmup, families=families)
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    payload = {"suite": args.suite, "command": command, "environment": env, "wall_seconds": time.time() - started,
+               "results": results}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1))
+    text = report.markdown(args.suite, env, results, command)
+    if not args.no_report:
+        report.write_section(args.suite, text)
+    print(report.summary_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Timing: warm-up, then the median / min / max of repeated runs; compile time apart."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+
+def block(tree: Any) -> Any:
+    """Blocks on every JAX array in `tree` (torch results are synchronous on CPU)."""
+    for leaf in jax.tree.leaves(tree):
+        if hasattr(leaf, "block_until_ready"):
+            leaf.block_until_ready()
+    return tree
+
+
+def measure(fn: Callable[[], Any], *, reps: int, warmup: int) -> dict[str, float]:
+    """Runs `fn` `warmup` times untimed, then `reps` timed runs; returns seconds and the load seen."""
+    for _ in range(warmup):
+        fn()
+    load_before = os.getloadavg()[0]
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "reps": reps,
+        "load_avg_1min": max(load_before, os.getloadavg()[0]),
+    }
+
+
+def compile_jax(fn: Callable, *args: Any) -> tuple[Callable, dict[str, float], dict[str, int]]:
+    """AOT-compiles ``jax.jit(fn)`` for `args`; returns the executable, trace+lower and compile seconds,
+    and XLA's memory analysis (arguments, outputs, temporaries: what the executable needs at its peak)."""
+    t0 = time.perf_counter()
+    lowered = jax.jit(fn).lower(*args)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    seconds = {"trace_lower": t1 - t0, "compile": t2 - t1}
+    memory: dict[str, int] = {}
+    analysis = compiled.memory_analysis()
+    if analysis is not None:
+        memory = {
+            "arguments": int(analysis.argument_size_in_bytes),
+            "outputs": int(analysis.output_size_in_bytes),
+            "temporaries": int(analysis.temp_size_in_bytes),
+        }
+        memory["peak_estimate"] = memory["arguments"] + memory["outputs"] + memory["temporaries"]
+    return compiled, seconds, memory
+
+
+def jax_case_functions(apply: Callable, params: Any, xs: Any):
+    """Forward and forward+backward (value_and_grad w.r.t. params and inputs) of `apply(params, xs) -> ys`.
+
+    The loss is the float32 sum of the outputs, so every output element is differentiated."""
+
+    def forward(p, x):
+        return apply(p, x)
+
+    def loss(p, x):
+        return apply(p, x).astype(np.float32).sum()
+
+    return forward, jax.value_and_grad(loss, argnums=(0, 1))

@@ -1,0 +1,54 @@
+"""The benchmark runner works (tiny shapes, one rep). Benchmarks are never timed in tests."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import report, run
+from benchmarks.spec import Spec
+
+
+def test_cli_writes_json(tmp_path):
+    out = tmp_path / "quick.json"
+    argv = ["--suite", "quick", "--reps", "1", "--warmup", "0", "--cells", "rnn", "--families", "jaxrnn"]
+    assert run.main(argv + ["--json", str(out), "--no-report"]) == 0
+    payload = json.loads(out.read_text())
+    (ours,) = payload["results"]
+    assert ours["impl"] == "jaxrnn" and ours["network"] == "RNN" and payload["environment"]["versions"]["jax"]
+    assert ours["fwdbwd"]["median"] > 0 and ours["compile_seconds"]["fwdbwd"] > 0
+    assert ours["memory_bytes"]["fwdbwd"] > ours["memory_bytes"]["fwd"] > 0
+
+
+def test_side_by_side_run_and_markdown():
+    spec = Spec("lstm", 2, 8, 3, 8)
+    results = run.run([spec], reps=1, warmup=0, families={"jaxrnn", "flax.linen"}, log=lambda *_: None)
+    assert {e["impl"] for e in results} == {"jaxrnn", "linen.LSTMCell", "linen.OptimizedLSTMCell"}
+    text = report.markdown("quick", {"cpu_model": "x", "cpu_count": 2, "platform": "p", "jax_backend": "cpu",
+                                     "XLA_FLAGS": "", "versions": {}}, results, "cmd")
+    assert "| LSTM | B=2 T=8 I=3 H=8 | float32 |" in text and "| linen.LSTMCell |" in text
+
+
+def test_unavailable_peers_are_skipped_with_a_reason():
+    families = {"equinox", "jax.experimental.rnn"}
+    results = run.run([Spec("rnn", 2, 3, 2, 4)], reps=1, warmup=0, families=families, log=lambda *_: None)
+    skipped = {e["family"]: e["skipped"] for e in results if "skipped" in e}
+    assert set(skipped) == families  # neither can run an Elman RNN on CPU; each says why
+    assert "cuDNN" in skipped["jax.experimental.rnn"]
+    assert "Elman" in skipped["equinox"] or "not installed" in skipped["equinox"]
+
+
+def test_results_section_is_replaced_in_place(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\nintro\n")
+    report.write_section("cpu", "first", path)
+    report.write_section("gpu", "gpu text", path)
+    report.write_section("cpu", "second", path)
+    text = path.read_text()
+    assert "intro" in text and "gpu text" in text and "second" in text and "first" not in text
+
+
+def test_flop_count_of_a_spec():
+    # LSTM: 2 * B * T * 4H * (I + H) per layer and direction
+    assert Spec("lstm", 2, 3, 5, 7).flops() == 2 * 2 * 3 * 4 * 7 * (5 + 7)
+    two_layer_bi = Spec("gru", 1, 1, 4, 6, layers=2, bidirectional=True).flops()
+    assert two_layer_bi == 2 * 2 * 3 * 6 * (4 + 6) + 2 * 2 * 3 * 6 * (12 + 6)
