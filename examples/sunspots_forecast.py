@@ -164,9 +164,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
     ax = axes[0]
     ax.plot(years[n_train - 40 :], x[n_train - 40 :], "k.-", label="observed")
-    ax.plot(years[test_idx], persistence_1, ":", label=f"persistence ({metrics['rmse_1step_persistence']:.1f})")
-    ax.plot(years[test_idx], ar_1, "--", label=f"AR({p}) ({metrics['rmse_1step_ar']:.1f})")
-    ax.plot(years[test_idx], rnn_1, "-", label=f"GRU ({metrics['rmse_1step_gru']:.1f})")
+    ax.plot(years[test_idx], persistence_1, ":", color="C0", label=f"persistence ({metrics['rmse_1step_persistence']:.1f})")
+    ax.plot(years[test_idx], ar_1, "--", color="C1", label=f"AR({p}) ({metrics['rmse_1step_ar']:.1f})")
+    ax.plot(years[test_idx], rnn_1, "-", color="C2", label=f"GRU ({metrics['rmse_1step_gru']:.1f})")
     ax.axvline(TEST_START - 0.5, color="grey", lw=0.8)
     ax.set(title="one-step-ahead forecasts (test RMSE)", xlabel="year", ylabel="sunspot number")
     ax.legend(fontsize=8)
@@ -174,14 +174,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     o = 0  # the forecast made at the end of the training years
     span = years[origins[o] + 1 : origins[o] + 1 + CYCLE]
     ax.plot(years[n_train - 40 : n_train + CYCLE], x[n_train - 40 : n_train + CYCLE], "k.-", label="observed")
-    ax.plot(span, ar_multi[o], "--", label=f"AR({p})")
-    ax.plot(span, rollout[o], "-", label="GRU rollout (cell step)")
-    ax.plot(span, direct_out[o], "-", label="GRU direct")
+    ax.plot(span, ar_multi[o], "--", color="C1", label=f"AR({p})")
+    ax.plot(span, rollout[o], "-", color="C2", label="GRU rollout (cell step)")
+    ax.plot(span, direct_out[o], "-", color="C3", label="GRU direct")
     ax.set(title=f"{CYCLE}-year forecast from {years[origins[o]]}", xlabel="year")
     ax.legend(fontsize=8)
     ax = axes[2]
-    for name, curve in by_h.items():
-        ax.plot(np.arange(1, CYCLE + 1), curve, "o-", ms=3, label=name)
+    for k, (name, curve) in enumerate(by_h.items()):
+        ax.plot(np.arange(1, CYCLE + 1), curve, "o-", ms=3, color=f"C{k}", label=name)
     ax.set(title="test RMSE by horizon", xlabel="years ahead", ylabel="RMSE")
     ax.legend(fontsize=8)
     fig.tight_layout()
