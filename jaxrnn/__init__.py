@@ -17,7 +17,7 @@ from jaxrnn.cells import (
     LSTMState,
     SimpleRNN,
 )
-from jaxrnn.layers import RNN, Bidirectional, Conv1D, Hierarchical, RecurrentConv, Stacked, final_hidden
+from jaxrnn.layers import RNN, Bidirectional, Conv1D, Hierarchical, RecurrentConv, Stacked
 from jaxrnn.masking import reverse_padded, sequence_mask
 from jaxrnn.summary import summary
 
@@ -40,7 +40,6 @@ __all__ = [
     "RecurrentConv",
     "SimpleRNN",
     "Stacked",
-    "final_hidden",
     "interop",
     "masking",
     "models",

@@ -52,7 +52,7 @@ def _torch_convlstm(xs, p):
 
 
 def test_convlstm_matches_torch_equations_2d():
-    cell = jaxrnn.ConvLSTM(3, kernel_size=(3, 3), recurrent_kernel_size=(1, 3))
+    cell = jaxrnn.ConvLSTM(3, kernel_size=(3, 3), recurrent_kernel_size=(2, 3))  # even: SAME pads low (k-1)//2
     params = random_params(cell, C, seed=1)
     xs = jnp.asarray(normal((B, T, 5, 6, C), 2))
     ys, carry = jax.jit(jaxrnn.RNN(cell).apply)(params, xs)

@@ -140,3 +140,16 @@ def test_bad_hierarchical_config_names_the_argument():
     layer = jaxrnn.Hierarchical(rnn, rnn, chunk=2)
     with pytest.raises(ValueError, match="'lengths'"):
         layer.apply(random_params(layer, I), jnp.ones((2, T, I)), lengths=jnp.array([T + 1, 1]))
+
+
+def test_heads_pool_the_upper_final_state_and_unknown_lowers_fail_clearly():
+    layer = jaxrnn.Hierarchical(jaxrnn.RNN(jaxrnn.GRU(HL)), jaxrnn.RNN(jaxrnn.GRU(HU)), chunk=K)
+    model = jaxrnn.models.SequenceRegressor(layer, output_size=1, pool="last")
+    params = random_params(model, I, seed=6)
+    xs = jnp.asarray(normal((2, T, I), 7))
+    lengths = jnp.array([T, 5])
+    y, _ = model.apply(params, xs, lengths=lengths)
+    _, h = layer.apply(params["layer"], xs, lengths=lengths)
+    np.testing.assert_allclose(y, h @ params["head"]["w"] + params["head"]["b"], atol=1e-6)
+    with pytest.raises(TypeError, match="final hidden state from a Conv1D"):
+        jaxrnn.Hierarchical(jaxrnn.Conv1D(4, 3), jaxrnn.RNN(jaxrnn.GRU(HU)), chunk=K).init(jax.random.key(0), I)

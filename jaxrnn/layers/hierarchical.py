@@ -10,31 +10,22 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
-from jaxrnn.layers.bidirectional import MERGES, Bidirectional, _check_param_keys, _split_carry
-from jaxrnn.layers.rnn import RNN
-from jaxrnn.layers.stacked import Stacked
+from jaxrnn.layers.bidirectional import _check_param_keys, _split_carry
 
 BROADCASTS = (None, "previous", "current")
 
 
-def final_hidden(layer: Any, carry: Carry) -> Array:
-    """The hidden state a layer's final `carry` ends in: what summarises the sequence it read.
+def _summary(layer: Any, carry: Carry) -> Array:
+    """The hidden state `layer` ends on (`jaxrnn.models.pooling.final_hidden`), or a clear error."""
+    from jaxrnn.models.pooling import final_hidden  # models build on layers: import at use, not at load
 
-    `RNN`: the cell's ``h``; `Bidirectional`: both directions' ``h`` merged as its outputs are
-    (the backward one has read the whole sequence too); `Stacked`: its last layer's; `Hierarchical`:
-    its upper layer's. Shape ``[*batch, output features]``.
-    """
-    if isinstance(layer, RNN):
-        return layer.cell.hidden(carry)
-    if isinstance(layer, Bidirectional):
-        return MERGES[layer.merge](final_hidden(layer.forward, carry[0]), final_hidden(layer.backward, carry[1]))
-    if isinstance(layer, Stacked):
-        return final_hidden(layer.layers[-1], carry[-1])
-    if isinstance(layer, Hierarchical):
-        return final_hidden(layer.upper, carry)
-    raise TypeError(
-        f"final_hidden: argument 'layer' must be an RNN, Bidirectional, Stacked or Hierarchical, got {type(layer).__name__}"
-    )
+    h = final_hidden(layer, carry)
+    if h is None:
+        raise TypeError(
+            f"Hierarchical: cannot read a final hidden state from a {type(layer).__name__} layer; use an RNN, "
+            "a Bidirectional, a non-residual Stacked of them, or a layer with a final_hidden(carry) method"
+        )
+    return h
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +35,8 @@ class Hierarchical:
     Time is reshaped to ``[chunks, chunk]`` and the chunks become extra batch dims, so the lower
     layer runs over every chunk at once, from its initial carry each time: its scan is `chunk`
     steps long instead of T. The summary of a chunk is the lower layer's final hidden state there
-    (`final_hidden`); the upper layer runs over the ``ceil(T / chunk)`` summaries. A sequence whose
+    (`jaxrnn.models.pooling.final_hidden`: for a `Bidirectional` lower layer, both directions'
+    final states merged); the upper layer runs over the ``ceil(T / chunk)`` summaries. A sequence whose
     length is not a multiple of `chunk` ends in a shorter chunk (the time axis is padded and masked).
 
     Args:
@@ -103,7 +95,7 @@ class Hierarchical:
 
     def summary_size(self, lower_params: Params) -> int:
         """Feature size of the chunk summaries (the upper layer's input size)."""
-        shape = jax.eval_shape(lambda p: final_hidden(self.lower, self.lower.initial_carry(p, ())), lower_params)
+        shape = jax.eval_shape(lambda p: _summary(self.lower, self.lower.initial_carry(p, ())), lower_params)
         return int(shape.shape[-1])
 
     def init(self, key: PRNGKey, input_size: int) -> Params:
@@ -113,6 +105,11 @@ class Hierarchical:
 
     def initial_carry(self, params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
         return self.upper.initial_carry(params["upper"], batch_shape)
+
+    def final_hidden(self, carry: Carry) -> Array:
+        """The upper layer's final hidden state: the summary of the whole sequence (used by
+        `jaxrnn.models` heads with ``pool="last"`` and by an enclosing `Hierarchical`)."""
+        return _summary(self.upper, carry)
 
     def apply(
         self,
@@ -161,7 +158,7 @@ class Hierarchical:
         ys_low, carry_low = self.lower.apply(
             params["lower"], chunks, lengths=chunk_lengths, key=key_low, probe=probe_low
         )
-        summaries = final_hidden(self.lower, carry_low)  # [*batch, chunks, H_low]
+        summaries = _summary(self.lower, carry_low)  # [*batch, chunks, H_low]
         if carry is None:
             carry = self.upper.initial_carry(params["upper"], batch_shape)
         ys_up, carry_up = self.upper.apply(
@@ -172,7 +169,7 @@ class Hierarchical:
 
         context = ys_up
         if self.broadcast == "previous":
-            first = final_hidden(self.upper, carry)[..., None, :]
+            first = _summary(self.upper, carry)[..., None, :]
             context = jnp.concatenate([first.astype(ys_up.dtype), ys_up[..., :-1, :]], axis=-2)
         context = jnp.broadcast_to(context[..., None, :], (*context.shape[:-1], k, context.shape[-1]))
         ys = jnp.concatenate([ys_low, context.astype(ys_low.dtype)], axis=-1)
