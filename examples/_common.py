@@ -81,3 +81,19 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def smooth(values: list[float], window: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, running mean over `window` steps) of a loss history, for plotting; raw if it is shorter."""
+    values = np.asarray(values, np.float64)
+    if len(values) < window:
+        return np.arange(len(values)), values
+    return np.arange(window - 1, len(values)), np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def save(fig: Any, path: Path) -> None:
+    """Lays out, writes (PNG, 110 dpi) and closes a figure, and says where it went."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    print(f"plot saved to {path}")

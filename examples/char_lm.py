@@ -129,16 +129,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     fig, ax = plt.subplots(figsize=(7, 4))
     bits = np.asarray(hist) / math.log(2)
     ax.plot(bits, alpha=0.3, label="training batch")
-    if len(bits) >= 25:
-        ax.plot(np.arange(24, len(bits)), np.convolve(bits, np.ones(25) / 25, mode="valid"), label="25-step mean")
+    ax.plot(*_common.smooth(bits), label="25-step mean")
     ax.axhline(metrics["held_out_bpc_lstm"], color="C2", ls="--", label=f"held-out LSTM ({metrics['held_out_bpc_lstm']:.2f})")
     ax.axhline(metrics["held_out_bpc_unigram"], color="C3", ls=":", label=f"held-out unigram ({metrics['held_out_bpc_unigram']:.2f})")
     ax.set(title="character LM on Alice in Wonderland", xlabel="step", ylabel="bits per character")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "char_lm.png", dpi=110)
-    plt.close(fig)
-    print(f"plot and samples saved to {out}")
+    _common.save(fig, out / "char_lm.png")
+    print(f"samples saved to {out / 'samples.txt'}")
     return metrics
 
 

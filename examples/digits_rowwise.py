@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for name, hist in hists.items():
-        smooth = np.convolve(hist, np.ones(25) / 25, mode="valid") if len(hist) >= 25 else hist
-        axes[0].plot(smooth, label=name)
+        axes[0].plot(*_common.smooth(hist), label=name)
     axes[0].set(title="training loss (25-step mean)", xlabel="step", yscale="log")
     axes[0].legend(fontsize=8)
     confusion = np.zeros((10, 10), int)
@@ -131,10 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         sub.imshow(images[test_idx][i], cmap="gray_r")
         sub.set_title(f"{labels[test_idx][i]} -> {rnn_pred[i]}", fontsize=8)
         sub.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "digits_rowwise.png", dpi=110)
-    plt.close(fig)
-    print(f"plot saved to {out / 'digits_rowwise.png'}")
+    _common.save(fig, out / "digits_rowwise.png")
     return metrics
 
 

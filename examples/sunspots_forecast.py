@@ -184,10 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         ax.plot(np.arange(1, CYCLE + 1), curve, "o-", ms=3, color=f"C{k}", label=name)
     ax.set(title="test RMSE by horizon", xlabel="years ahead", ylabel="RMSE")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "sunspots_forecast.png", dpi=110)
-    plt.close(fig)
-    print(f"plot saved to {out / 'sunspots_forecast.png'}")
+    _common.save(fig, out / "sunspots_forecast.png")
     return metrics
 
 
