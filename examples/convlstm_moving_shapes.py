@@ -124,16 +124,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 ax.set_ylabel(name, fontsize=8)
             if row == 0:
                 ax.set_title(f"t={t + 2}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "frames.png", dpi=110)
-    plt.close(fig)
+    _common.save(fig, out / "frames.png")
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(history)
-    ax.set(xlabel="step", ylabel="BCE", yscale="log", title="training loss")
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=110)
-    plt.close(fig)
-    print(f"frames saved to {out / 'frames.png'}, loss curve to {out / 'loss.png'}")
+    ax.plot(*_common.smooth(history))
+    ax.set(xlabel="step", ylabel="BCE (25-step mean)", yscale="log", title="training loss")
+    _common.save(fig, out / "loss.png")
     return metrics
 
 

@@ -101,14 +101,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     plt = _common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, hist in histories.items():
-        ax.plot(np.convolve(hist, np.ones(20) / 20, mode="valid") if len(hist) >= 20 else hist, label=name)
+        ax.plot(*_common.smooth(hist, 20), label=name)
     ax.axhline(metrics["mse_predict_mean"], color="gray", ls="--", label="predict the mean")
     ax.set(xlabel="step", ylabel="MSE (20-step mean)", yscale="log", title=f"adding problem, T = {args.length}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "training.png", dpi=110)
-    plt.close(fig)
-    print(f"plot saved to {out / 'training.png'}")
+    _common.save(fig, out / "training.png")
     return metrics
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -24,3 +26,12 @@ def random_params(module: Any, input_size: int, seed: int = 0, scale: float = 0.
 def normal(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """A float32 N(0, 1) array from NumPy (no JAX compilation)."""
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def load_example(name: str) -> Any:
+    """Imports ``examples/<name>.py`` (not a package) as a module, so a test can call its ``main(argv)``."""
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

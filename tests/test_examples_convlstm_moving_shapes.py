@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parent.parent / "examples" / "convlstm_moving_shapes.py"
+from tests.families_util import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("convlstm_moving_shapes", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("convlstm_moving_shapes")
 
 
 def test_a_shape_moves_one_pixel_per_frame_and_bounces(example):
