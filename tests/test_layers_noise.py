@@ -133,7 +133,7 @@ def test_lstm_zoneout_per_carry_leaf_follows_krueger():
 
 
 def test_noise_with_lengths_and_stacked_keys():
-    cell = jaxrnn.LSTM(H)
+    cell = jaxrnn.GRU(H)
     layer = jaxrnn.Stacked([jaxrnn.RNN(cell, recurrent_dropout=0.3, zoneout=0.2)] * 2)
     params = random_params(layer, 3, seed=9)
     xs = jnp.asarray(normal((2, T, 3), 10))
