@@ -112,14 +112,20 @@ def test_check_grads_through_a_step(cell: jaxrnn.Cell) -> None:
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
-def test_check_grads_through_a_layer_with_lengths(cell: jaxrnn.Cell) -> None:
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-backward", "autodiff"])
+def test_check_grads_through_a_layer_with_lengths(cell: jaxrnn.Cell, fused: bool) -> None:
+    """Reverse mode (to second order) through the fused custom VJP; forward and reverse mode through
+    plain autodiff (a custom VJP has no forward mode: `fused_backward=False` is the switch for jvp)."""
     with jax.enable_x64(True):
-        layer = jaxrnn.RNN(dataclasses.replace(cell, dtype=jnp.float64))
+        layer = jaxrnn.RNN(dataclasses.replace(cell, dtype=jnp.float64), fused_backward=fused)
         params = jax.tree.map(lambda a: a + 0.1, layer.init(jax.random.key(9), I))
         xs = jax.random.normal(jax.random.key(10), (2, 5, I), jnp.float64) + 0.05
         lengths = jnp.array([5, 3])
         f = jax.jit(lambda p, x: layer.apply(p, x, lengths=lengths)[0])
-        check_grads(f, (params, xs), order=1, atol=1e-6, rtol=1e-6)
+        if fused:
+            check_grads(f, (params, xs), order=2, modes=("rev",), atol=1e-6, rtol=1e-6)
+        else:
+            check_grads(f, (params, xs), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)

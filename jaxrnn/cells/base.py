@@ -12,6 +12,12 @@ matmul and the gate math inside the loop (the layout cuDNN uses; Appleyard et al
 ``recur`` also takes an optional keyword ``recurrent_mask``: a multiplier of ``h_{t-1}`` where it
 enters the recurrent kernel only (not where the carry flows on), which is how `jaxrnn.RNN` applies
 variational recurrent dropout (Gal & Ghahramani 2016).
+
+Most cells' ``recur`` is one dense matmul ``hh = h_{t-1} @ w_hh`` followed by pointwise gate math.
+Such a cell says so with its `recurrence` kind and implements ``update(params, carry, z)`` (the gate
+math from ``z = u + hh``, or from the pair ``z = (u, hh)``); `jaxrnn.RNN` then uses a custom VJP whose
+backward keeps only ``dhh @ w_hh.T`` in the loop and forms the weight gradients as single GEMMs over
+all time steps (see `jaxrnn.layers.fused`).
 """
 
 from __future__ import annotations
@@ -83,7 +89,6 @@ class Cell(abc.ABC):
     def init(self, key: PRNGKey, input_size: int) -> Params:
         """Returns freshly initialised parameters for inputs with `input_size` features."""
 
-    @abc.abstractmethod
     def recur(
         self, params: Params, carry: Carry, u: Array, *, recurrent_mask: Array | None = None
     ) -> tuple[Carry, Array]:
@@ -91,7 +96,30 @@ class Cell(abc.ABC):
 
         `recurrent_mask` (shaped like ``hidden(carry)``) multiplies ``h_{t-1}`` where it enters the
         recurrent kernel and nowhere else: variational recurrent dropout (Gal & Ghahramani 2016).
+        Cells with a `recurrence` kind get this from `update`; others override it.
         """
+        if self.recurrence is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement recur() or update()")
+        hh = masked(self.hidden(carry), recurrent_mask) @ params["w_hh"]
+        return self.update(params, carry, self.combine(u, hh))
+
+    # ---- the split that RNN's fused backward uses ---------------------------------------------
+
+    @property
+    def recurrence(self) -> str | None:
+        """``"sum"`` if `update` needs only ``u + h @ w_hh``; ``"pair"`` if it needs ``(u, hh)``
+        apart; None if the recurrence is not one dense matmul of ``hidden(carry)`` by ``w_hh``."""
+        return None
+
+    def combine(self, u: Array, hh: Array) -> Any:
+        """What `update` reads of the projected input and the recurrent product (and what the fused
+        backward saves per step): their sum, or the pair."""
+        return u + hh if self.recurrence == "sum" else (u, hh)
+
+    def update(self, params: Params, carry: Carry, z: Any) -> tuple[Carry, Array]:
+        """The pointwise rest of a step, from ``z = combine(u, h_{t-1} @ w_hh)``. It may read any
+        parameter except ``w_ih``, ``w_hh`` and ``b`` (which act only through ``u`` and ``hh``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused update")
 
     def project(self, params: Params, xs: Array) -> Array:
         """Input projection ``xs @ w_ih + b`` for any leading dims: the time-parallel part of a step."""

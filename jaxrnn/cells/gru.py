@@ -75,20 +75,26 @@ class GRU(Cell):
             params["b_hn"] = jnp.zeros((self.hidden_size,), self.dtype)
         return params
 
+    @property
+    def recurrence(self) -> str | None:
+        # reset_after=False resets h before its matmul: not one matmul of h_{t-1}
+        return "pair" if self.reset_after else None
+
     def recur(
         self, params: Params, carry: Array, u: Array, *, recurrent_mask: Array | None = None
     ) -> tuple[Array, Array]:
-        H = self.hidden_size
+        if self.reset_after:
+            return super().recur(params, carry, u, recurrent_mask=recurrent_mask)
         rz, n = gated_candidate(
-            u,
-            carry,
-            dense_recurrent(params["w_hh"]),
-            num_gates=2,
-            reset_after=self.reset_after,
-            b_hn=params.get("b_hn"),
-            recurrent_mask=recurrent_mask,
+            u, carry, dense_recurrent(params["w_hh"]), num_gates=2, reset_after=False, recurrent_mask=recurrent_mask
         )
-        h = n + rz[..., H:] * (carry - n)
+        h = n + rz[..., self.hidden_size :] * (carry - n)
+        return h, h
+
+    def update(self, params: Params, carry: Array, z: tuple[Array, Array]) -> tuple[Array, Array]:
+        u, hh = z
+        rz, n = reset_after_candidate(u, hh, num_gates=2, b_hn=params.get("b_hn"))
+        h = n + rz[..., self.hidden_size :] * (carry - n)
         return h, h
 
 
@@ -123,13 +129,16 @@ def gated_candidate(
     G = num_gates * H
     h_in = masked(h, recurrent_mask)
     if reset_after:
-        hh = recurrent(h_in, 0, None)
-        gates = jax.nn.sigmoid(u[..., :G] + hh[..., :G])
-        hn = hh[..., G:]
-        if b_hn is not None:
-            hn = hn + b_hn
-        n = jnp.tanh(u[..., G:] + gates[..., :H] * hn)
-    else:
-        gates = jax.nn.sigmoid(u[..., :G] + recurrent(h_in, 0, G))
-        n = jnp.tanh(u[..., G:] + recurrent(gates[..., :H] * h_in, G, None))
+        return reset_after_candidate(u, recurrent(h_in, 0, None), num_gates=num_gates, b_hn=b_hn)
+    gates = jax.nn.sigmoid(u[..., :G] + recurrent(h_in, 0, G))
+    n = jnp.tanh(u[..., G:] + recurrent(gates[..., :H] * h_in, G, None))
     return gates, n
+
+
+def reset_after_candidate(u: Array, hh: Array, *, num_gates: int, b_hn: Array | None) -> tuple[Array, Array]:
+    """`gated_candidate` once the recurrent product ``hh = recurrent(h)`` is known (reset after it)."""
+    G = u.shape[-1] * num_gates // (num_gates + 1)
+    H = G // num_gates
+    gates = jax.nn.sigmoid(u[..., :G] + hh[..., :G])
+    hn = hh[..., G:] if b_hn is None else hh[..., G:] + b_hn
+    return gates, jnp.tanh(u[..., G:] + gates[..., :H] * hn)

@@ -146,15 +146,26 @@ class LSTM(Cell):
         us = layer_norm(xs @ params["w_ih"], params["ln_ih_scale"])
         return us + params["b"] if "b" in params else us
 
+    @property
+    def recurrence(self) -> str | None:
+        # layer norm normalises hh on its own, so the update does not see u + hh alone
+        return None if self.layer_norm else "sum"
+
     def recur(
         self, params: Params, carry: LSTMState, u: Array, *, recurrent_mask: Array | None = None
     ) -> tuple[LSTMState, Array]:
-        hh = masked(carry.h, recurrent_mask) @ params["w_hh"]
-        if self.layer_norm:
-            hh = layer_norm(hh, params["ln_hh_scale"])
+        if not self.layer_norm:
+            return super().recur(params, carry, u, recurrent_mask=recurrent_mask)
+        hh = layer_norm(masked(carry.h, recurrent_mask) @ params["w_hh"], params["ln_hh_scale"])
+        return self._gates(params, carry, u + hh)
+
+    def update(self, params: Params, carry: LSTMState, z: Array) -> tuple[LSTMState, Array]:
+        return self._gates(params, carry, z)
+
+    def _gates(self, params: Params, carry: LSTMState, z: Array) -> tuple[LSTMState, Array]:
         peepholes = (params["w_ci"], params["w_cf"], params["w_co"]) if self.peephole else None
         cell_norm = (params["ln_c_scale"], params["ln_c_bias"]) if self.layer_norm else None
-        c, h = lstm_update(u + hh, carry.c, peepholes=peepholes, cell_norm=cell_norm)
+        c, h = lstm_update(z, carry.c, peepholes=peepholes, cell_norm=cell_norm)
         if self.proj_size:
             h = h @ params["w_hr"]
         return LSTMState(h=h, c=c), h

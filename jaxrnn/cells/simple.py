@@ -51,8 +51,10 @@ class SimpleRNN(Cell):
     def init(self, key: PRNGKey, input_size: int) -> Params:
         return self.init_kernels(key, input_size)
 
-    def recur(
-        self, params: Params, carry: Array, u: Array, *, recurrent_mask: Array | None = None
-    ) -> tuple[Array, Array]:
-        h = ACTIVATIONS[self.activation](u + masked(carry, recurrent_mask) @ params["w_hh"])
+    @property
+    def recurrence(self) -> str:
+        return "sum"
+
+    def update(self, params: Params, carry: Array, z: Array) -> tuple[Array, Array]:
+        h = ACTIVATIONS[self.activation](z)
         return h, h

@@ -14,7 +14,33 @@ from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
 from jaxrnn.cells.base import Cell
 from jaxrnn.layers import noise
+from jaxrnn.layers.fused import fused_scan, supports_fused
 from jaxrnn.masking import where_valid
+
+
+def default_hoist() -> bool:
+    """Whether `RNN` runs the input projection for all steps before the loop on this backend.
+
+    On XLA:CPU it does not: measured (benchmarks/RESULTS.md, "hot path"), reading the projected
+    inputs back step by step inside the fused gate math costs more than the small per-step input
+    GEMM, in the forward and the backward pass. On GPU / TPU the single big GEMM is the cuDNN layout
+    (Appleyard et al. 2016); that default is not measured here.
+    """
+    return jax.default_backend() != "cpu"
+
+
+def _finish_step(
+    cell: Cell, zone_rates: Any, new_c: Carry, y: Array, c: Carry, ok: Array | None, p: Array | None, zm: Any
+) -> tuple[Carry, Array]:
+    """What follows the cell's update in every step: zoneout, the diagnostics probe, the lengths mask."""
+    if zone_rates is not None:
+        new_c = noise.zoneout_update(new_c, c, zone_rates, zm)
+        y = cell.hidden(new_c)
+    if p is not None:
+        new_c, y = cell.with_hidden(new_c, cell.hidden(new_c) + p), y + p
+    if ok is not None:
+        new_c = jax.tree.map(functools.partial(where_valid, ok), new_c, c)
+    return new_c, y
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +52,10 @@ class RNN:
       reverse: run from the last valid step to the first. With ``lengths`` each sequence starts at
         its own last valid step, and outputs stay at their input positions (padding at the end).
       unroll: ``lax.scan``'s unroll factor (an int >= 1, or True for a full unroll).
-      remat: recompute each step's activations in the backward pass (``jax.checkpoint``), keeping
-        only the carries: less memory for long sequences, about one extra forward pass of compute.
+      remat: trade compute for memory on long sequences: the forward pass keeps only the carry at
+        the boundary of every chunk of k steps (k = sqrt(T) for ``True``, or the int given) and the
+        backward pass recomputes one chunk at a time (``jax.checkpoint``); about one extra forward
+        pass of compute, O(T/k + k) instead of O(T) activations.
       time_major: inputs are ``[T, *batch, F]`` instead of ``[*batch, T, F]``.
       dropout: variational input dropout (Gal & Ghahramani 2016): one mask per sequence, the same at
         every step, on the input features. Only when `apply` gets a ``key``.
@@ -39,6 +67,14 @@ class RNN:
         the expectation ``p * old + (1 - p) * new``. A float for every carry leaf, or a pytree
         shaped like the carry, e.g. ``jaxrnn.LSTMState(h=0.05, c=0.5)`` (the paper's LSTM setting).
         The output at each step is the zoned-out hidden state.
+
+      fused_backward: for cells whose step is one matmul of ``h_{t-1}`` plus pointwise math (SimpleRNN,
+        LSTM without layer norm, GRU ``reset_after``), differentiate with a custom VJP that forms the
+        weight gradients as single GEMMs after the backward scan (`jaxrnn.layers.fused`). Same values
+        and gradients to float32 round-off, reverse mode to any order; a custom VJP has no forward
+        mode, so pass False for ``jax.jvp`` / ``jax.jacfwd`` / forward-over-reverse Hessians.
+      hoist: compute the input projection for all steps before the loop (one GEMM) rather than
+        inside it. None picks per backend (`default_hoist`: off on CPU, where it measured slower).
 
     Example::
 
@@ -63,18 +99,24 @@ class RNN:
     _: dataclasses.KW_ONLY
     reverse: bool = False
     unroll: int | bool = 1
-    remat: bool = False
+    remat: bool | int = False
     time_major: bool = False
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: Any = 0.0
+    fused_backward: bool = True
+    hoist: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.cell, Cell):
             raise TypeError(f"RNN: argument 'cell' must be a jaxrnn cell, got {type(self.cell).__name__}")
-        for flag in ("reverse", "remat", "time_major"):
+        for flag in ("reverse", "time_major", "fused_backward"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"RNN: argument '{flag}' must be a bool, got {getattr(self, flag)!r}")
+        if self.hoist is not None and not isinstance(self.hoist, bool):
+            raise TypeError(f"RNN: argument 'hoist' must be None or a bool, got {self.hoist!r}")
+        if not isinstance(self.remat, bool):
+            _checks.check_positive_int("RNN", "remat", self.remat)
         _checks.check_unroll("RNN", self.unroll)
         _checks.check_probability("RNN", "dropout", self.dropout)
         _checks.check_probability("RNN", "recurrent_dropout", self.recurrent_dropout)
@@ -192,7 +234,6 @@ class RNN:
         in_mask, rec_mask, zone_masks = self._draw_noise(key, xs_tm, carry)
         if in_mask is not None:
             xs_tm = xs_tm * in_mask
-        us = cell.project(params, xs_tm)
         valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths.reshape(1, batch)  # [T, B]
         if probe is not None:
             out_tail = probe.shape[xs.ndim - nf :]
@@ -200,24 +241,9 @@ class RNN:
                 probe.reshape(batch, num_steps, *out_tail), 0, 1
             )
         zone_rates = None if self.zoneout == 0.0 else noise.zoneout_rates("RNN.apply", self.zoneout, carry)
-        recur_kw = {} if rec_mask is None else {"recurrent_mask": rec_mask}
-
-        def body(c: Carry, step_inputs: tuple[Array, Array | None, Array | None, Carry]) -> tuple[Carry, Array]:
-            u, ok, p, zm = step_inputs
-            new_c, y = cell.recur(params, c, u, **recur_kw)
-            if zone_rates is not None:
-                new_c = noise.zoneout_update(new_c, c, zone_rates, zm)
-                y = cell.hidden(new_c)
-            if p is not None:
-                new_c, y = cell.with_hidden(new_c, cell.hidden(new_c) + p), y + p
-            if ok is not None:
-                new_c = jax.tree.map(functools.partial(where_valid, ok), new_c, c)
-            return new_c, y
-
-        scanned = (us, valid, probe, zone_masks)
-        if self.remat:
-            body = jax.checkpoint(body)
-        final, ys = jax.lax.scan(body, carry, scanned, reverse=self.reverse, unroll=self.unroll)
+        finish = functools.partial(_finish_step, cell, zone_rates)
+        segment = functools.partial(self._scan_segment, params, finish, rec_mask)
+        final, ys = self._scan_in_chunks(segment, carry, (xs_tm, valid, probe, zone_masks))
         if valid is not None:
             ys = jnp.where(valid.reshape(valid.shape + (1,) * (ys.ndim - 2)), ys, 0)
 
@@ -228,6 +254,50 @@ class RNN:
             ys = jnp.swapaxes(ys, 0, 1).reshape(*batch_shape, num_steps, *out_tail)
         final = jax.tree.map(lambda c: c.reshape(*batch_shape, *c.shape[1:]), final)
         return ys, final
+
+    def _scan_segment(
+        self, params: Params, finish: Any, recurrent_mask: Array | None, carry: Carry, scanned: tuple
+    ) -> tuple[Carry, Array]:
+        """Scans time-major inputs ``(xs, valid, probe, zoneout masks)`` from `carry`."""
+        cell = self.cell
+        xs, valid, probe, zone_masks = scanned
+        hoist = default_hoist() if self.hoist is None else self.hoist
+        if self.fused_backward and supports_fused(cell):
+            return fused_scan(
+                cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
+                reverse=self.reverse, unroll=self.unroll, hoist=hoist,
+            )
+        recur_kw = {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
+
+        def body(c: Carry, step_inputs: tuple) -> tuple[Carry, Array]:
+            x_or_u, ok, p, zm = step_inputs
+            u = x_or_u if hoist else cell.project(params, x_or_u)
+            return finish(*cell.recur(params, c, u, **recur_kw), c, ok, p, zm)
+
+        inputs = cell.project(params, xs) if hoist else xs
+        return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=self.reverse, unroll=self.unroll)
+
+    def _scan_in_chunks(self, segment: Any, carry: Carry, scanned: tuple) -> tuple[Carry, Array]:
+        """`segment` over all steps, or with ``remat`` over chunks of k steps under ``jax.checkpoint``:
+        the forward keeps only the carry at each chunk boundary and the backward recomputes one
+        chunk at a time (Chen et al. 2016, "Training deep nets with sublinear memory cost")."""
+        if not self.remat:
+            return segment(carry, scanned)
+        xs, valid, probe, zone_masks = scanned
+        num_steps, batch = xs.shape[0], xs.shape[1]
+        k = max(1, math.isqrt(num_steps)) if self.remat is True else int(self.remat)
+        chunks = -(-num_steps // k)
+        pad = chunks * k - num_steps
+        if valid is None:
+            valid = jnp.ones((num_steps, batch), bool)  # the padding steps must not move the carry
+
+        def split(a: Array) -> Array:
+            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+            return a.reshape(chunks, k, *a.shape[1:])
+
+        chunked = jax.tree.map(split, (xs, valid, probe, zone_masks))
+        final, ys = jax.lax.scan(jax.checkpoint(segment), carry, chunked, reverse=self.reverse)
+        return final, ys.reshape(chunks * k, *ys.shape[2:])[:num_steps]
 
     def _draw_noise(
         self, key: PRNGKey | None, xs_tm: Array, carry: Carry

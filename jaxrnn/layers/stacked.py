@@ -51,7 +51,7 @@ class Stacked:
         for i, layer in enumerate(layers):
             if not all(hasattr(layer, m) for m in ("init", "apply", "initial_carry", "output_size")):
                 raise TypeError(f"Stacked: argument 'layers[{i}]' must be a jaxrnn layer, got {type(layer).__name__}")
-        majors = {layer.time_major for layer in layers}
+        majors = {getattr(layer, "time_major", False) for layer in layers}
         if len(majors) != 1:
             raise ValueError("Stacked: argument 'layers' must share one time_major setting, got a mix")
         _checks.check_probability("Stacked", "dropout", self.dropout)
@@ -60,7 +60,7 @@ class Stacked:
 
     @property
     def time_major(self) -> bool:
-        return self.layers[0].time_major
+        return getattr(self.layers[0], "time_major", False)
 
     @property
     def output_size(self) -> int:

@@ -1,0 +1,126 @@
+"""The recurrence with a custom VJP: weight gradients as single GEMMs over all time steps.
+
+Autodiff of ``lax.scan`` accumulates ``dW_hh += h_{t-1}^T dhh_t`` (and ``dW_ih``) inside the backward
+loop: one small GEMM and a read-modify-write of the whole weight gradient per step. Here the backward
+loop carries only ``dh`` and emits ``dhh_t``; after it, ``dW_hh = H_prev^T dHH`` is one GEMM over
+``T * B`` rows and the input projection is differentiated once over all steps (``jax.vjp`` of
+`Cell.project`: ``dW_ih = X^T dU``, ``dX = dU W_ih^T``). The pointwise rest of a step (gates, zoneout,
+the diagnostics probe, the lengths mask) is differentiated by ``jax.vjp`` inside the loop, so every
+option of `jaxrnn.RNN` works unchanged. This is the "weight gradients after the backward scan" layout
+of cuDNN's RNN backward (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946).
+
+Needs a cell with a `recurrence` kind (``"sum"`` or ``"pair"``): ``recur = update(combine(u, h @ w_hh))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._typing import Array, Carry, Params
+from jaxrnn.cells.base import Cell, masked
+
+KERNEL_KEYS = ("w_ih", "w_hh", "b")  # act only through u = project(x) and hh = h @ w_hh
+
+# finish(new_carry, y, prev_carry, valid_t, probe_t, zoneout_mask_t) -> (new_carry, y)
+StepFinisher = Callable[[Carry, Array, Carry, Any, Any, Any], tuple[Carry, Array]]
+
+
+def _rest(params: Params) -> Params:
+    return {k: v for k, v in params.items() if k not in KERNEL_KEYS}
+
+
+def _add(a: Any, b: Any) -> Any:
+    return jax.tree.map(jnp.add, a, b)
+
+
+def fused_scan(
+    cell: Cell,
+    finish: StepFinisher,
+    params: Params,
+    carry: Carry,
+    xs: Array,
+    probe: Array | None,
+    valid: Array | None,
+    recurrent_mask: Array | None,
+    zone_masks: Any,
+    *,
+    reverse: bool,
+    unroll: int | bool,
+    hoist: bool,
+) -> tuple[Carry, Array]:
+    """``lax.scan`` of `cell` over time-major `xs` ``[T, B, F]``; returns ``(final_carry, ys)``.
+
+    Same values as scanning ``finish(*cell.recur(params, c, cell.project(params, x_t)), ...)``; the
+    custom VJP only changes how the gradients are computed. `hoist` runs the input projection for all
+    steps before the loop (one GEMM) instead of inside it.
+    """
+    kind = cell.recurrence
+
+    def forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save):
+        w_hh = params["w_hh"]
+        inputs = cell.project(params, xs) if hoist else xs
+
+        def body(c, step_inputs):
+            x_or_u, ok, p, zm = step_inputs
+            u = x_or_u if hoist else cell.project(params, x_or_u)
+            z = cell.combine(u, masked(cell.hidden(c), recurrent_mask) @ w_hh)
+            new_c, y = finish(*cell.update(params, c, z), c, ok, p, zm)
+            return new_c, ((y, c, z) if save else y)
+
+        return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=reverse, unroll=unroll)
+
+    @jax.custom_vjp
+    def run(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
+        return forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=False)
+
+    def run_fwd(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
+        final, (ys, prevs, zs) = forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=True)
+        return (final, ys), (params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs)
+
+    def run_bwd(residuals, cotangents):
+        params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs = residuals
+        d_final, d_ys = cotangents
+        rest = _rest(params)
+        w_hh_t = params["w_hh"].T
+
+        def body(acc, step_inputs):
+            dc, d_rest = acc
+            c_prev, z, dy, ok, p, zm = step_inputs
+
+            def pointwise(rest, c_prev, z, p):
+                return finish(*cell.update(rest, c_prev, z), c_prev, ok, p, zm)
+
+            _, vjp = jax.vjp(pointwise, rest, c_prev, z, p)
+            d_rest_t, dc_prev, dz, dp = vjp((dc, dy))
+            dhh = dz if kind == "sum" else dz[1]
+            dh = masked(dhh @ w_hh_t, recurrent_mask)
+            dc_prev = cell.with_hidden(dc_prev, cell.hidden(dc_prev) + dh)
+            return (dc_prev, _add(d_rest, d_rest_t)), (dz, dp)
+
+        init = (d_final, jax.tree.map(jnp.zeros_like, rest))
+        scanned = (prevs, zs, d_ys, valid, probe, zone_masks)
+        (d_carry, d_rest), (dzs, d_probe) = jax.lax.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
+        dus, dhhs = (dzs, dzs) if kind == "sum" else dzs
+
+        h_prev = masked(cell.hidden(prevs), recurrent_mask)
+        rows = h_prev.shape[0] * h_prev.shape[1]
+        d_w_hh = (h_prev.reshape(rows, -1).T @ dhhs.reshape(rows, -1)).astype(params["w_hh"].dtype)
+        _, project_vjp = jax.vjp(cell.project, params, xs)
+        d_params, d_xs = project_vjp(dus)
+        d_params = {**d_params, "w_hh": d_params["w_hh"] + d_w_hh}
+        d_params = {k: v + d_rest[k] if k in d_rest else v for k, v in d_params.items()}
+        return d_params, d_carry, d_xs, d_probe, None, None, None
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(params, carry, xs, probe, valid, recurrent_mask, zone_masks)
+
+
+def supports_fused(cell: Cell) -> bool:
+    """Whether `cell` has the ``update(combine(u, h @ w_hh))`` split the fused backward needs."""
+    return cell.recurrence in ("sum", "pair")
+
+
+__all__ = ["fused_scan", "supports_fused"]
