@@ -100,3 +100,23 @@ def test_remat_cuts_activation_memory_on_long_sequences():
     full = _temp_bytes(jaxrnn.RNN(cell), params, xs)
     chunked = _temp_bytes(jaxrnn.RNN(cell, remat=True), params, xs)
     assert chunked < full / 4, (chunked, full)
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LSTM(16), jaxrnn.GRU(16), jaxrnn.SimpleRNN(16)], ids=["lstm", "gru", "elman"])
+def test_bfloat16_compute_with_float32_carry(cell):
+    """compute_dtype=bfloat16: matmuls in bf16 accumulating in f32; gates, carry and outputs stay f32,
+    within bf16 round-off of the f32 result; the fused backward still equals autodiff."""
+    import dataclasses
+
+    mixed = dataclasses.replace(cell, compute_dtype=jnp.bfloat16)
+    params = jaxrnn.RNN(cell).init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (B, 12, F))
+    ys32, _ = jaxrnn.RNN(cell).apply(params, xs)
+    ys16, final = jaxrnn.RNN(mixed).apply(params, xs)
+    assert ys16.dtype == jnp.float32 and all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(final))
+    err = float(jnp.abs(ys16 - ys32).max())
+    assert 0 < err < 3e-2, err  # different (bf16 operands) but close
+    loss = lambda layer: jax.grad(lambda p: jnp.sum(layer.apply(p, xs)[0] ** 2))(params)  # noqa: E731
+    g_fused, g_plain = loss(jaxrnn.RNN(mixed)), loss(jaxrnn.RNN(mixed, fused_backward=False))
+    for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_plain)):
+        np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)

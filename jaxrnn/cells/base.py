@@ -67,12 +67,17 @@ class Cell(abc.ABC):
     Parameters are named ``w_ih`` ``[input, blocks * hidden]`` (input kernel), ``w_hh``
     ``[hidden, blocks * hidden]`` (recurrent kernel) and ``b`` ``[blocks * hidden]`` (bias),
     with gates in PyTorch order, so ``x @ w_ih`` is the time-parallel projection.
+
+    Common options: ``use_bias``; ``dtype`` (of the parameters); ``compute_dtype`` (e.g.
+    ``jnp.bfloat16``: the dense matmuls take operands in it and accumulate in the parameters' dtype,
+    so the gate math and the carry stay float32 — mixed precision with an f32 carry).
     """
 
     hidden_size: int
     _: dataclasses.KW_ONLY
     use_bias: bool = True
     dtype: Any = jnp.float32
+    compute_dtype: Any = None
 
     num_blocks = 1
 
@@ -80,6 +85,8 @@ class Cell(abc.ABC):
         name = type(self).__name__
         _checks.check_positive_int(name, "hidden_size", self.hidden_size)
         _checks.check_dtype_like(name, "dtype", self.dtype)
+        if self.compute_dtype is not None:
+            _checks.check_dtype_like(name, "compute_dtype", self.compute_dtype)
         if not isinstance(self.use_bias, bool):
             raise TypeError(f"{name}: argument 'use_bias' must be a bool, got {self.use_bias!r}")
 
@@ -100,8 +107,19 @@ class Cell(abc.ABC):
         """
         if self.recurrence is None:
             raise NotImplementedError(f"{type(self).__name__} must implement recur() or update()")
-        hh = masked(self.hidden(carry), recurrent_mask) @ params["w_hh"]
-        return self.update(params, carry, self.combine(u, hh))
+        return self.update(params, carry, self.combine(u, self.recurrent_product(params, carry, recurrent_mask)))
+
+    def recurrent_product(self, params: Params, carry: Carry, recurrent_mask: Array | None = None) -> Array:
+        """``hh = (h_{t-1} * recurrent_mask) @ w_hh``: the one matmul of the sequential part."""
+        return self.matmul(masked(self.hidden(carry), recurrent_mask), params["w_hh"])
+
+    def matmul(self, a: Array, w: Array) -> Array:
+        """``a @ w``; with ``compute_dtype`` (e.g. bfloat16) the operands are cast to it and the
+        product accumulates in the wider of their own dtypes, so gates and carry stay in float32."""
+        if self.compute_dtype is None:
+            return a @ w
+        out = jnp.promote_types(a.dtype, w.dtype)
+        return jnp.matmul(a.astype(self.compute_dtype), w.astype(self.compute_dtype), preferred_element_type=out)
 
     # ---- the split that RNN's fused backward uses ---------------------------------------------
 
@@ -123,7 +141,7 @@ class Cell(abc.ABC):
 
     def project(self, params: Params, xs: Array) -> Array:
         """Input projection ``xs @ w_ih + b`` for any leading dims: the time-parallel part of a step."""
-        us = xs @ params["w_ih"]
+        us = self.matmul(xs, params["w_ih"])
         if "b" in params:
             us = us + params["b"]
         return us

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Params, PRNGKey
-from jaxrnn.cells.base import Cell, glorot_blocks, masked
+from jaxrnn.cells.base import Cell, glorot_blocks
 
 
 class LSTMState(NamedTuple):
@@ -143,7 +143,7 @@ class LSTM(Cell):
     def project(self, params: Params, xs: Array) -> Array:
         if not self.layer_norm:
             return super().project(params, xs)
-        us = layer_norm(xs @ params["w_ih"], params["ln_ih_scale"])
+        us = layer_norm(self.matmul(xs, params["w_ih"]), params["ln_ih_scale"])
         return us + params["b"] if "b" in params else us
 
     @property
@@ -156,7 +156,7 @@ class LSTM(Cell):
     ) -> tuple[LSTMState, Array]:
         if not self.layer_norm:
             return super().recur(params, carry, u, recurrent_mask=recurrent_mask)
-        hh = layer_norm(masked(carry.h, recurrent_mask) @ params["w_hh"], params["ln_hh_scale"])
+        hh = layer_norm(self.recurrent_product(params, carry, recurrent_mask), params["ln_hh_scale"])
         return self._gates(params, carry, u + hh)
 
     def update(self, params: Params, carry: LSTMState, z: Array) -> tuple[LSTMState, Array]:
@@ -167,7 +167,7 @@ class LSTM(Cell):
         cell_norm = (params["ln_c_scale"], params["ln_c_bias"]) if self.layer_norm else None
         c, h = lstm_update(z, carry.c, peepholes=peepholes, cell_norm=cell_norm)
         if self.proj_size:
-            h = h @ params["w_hr"]
+            h = self.matmul(h, params["w_hr"])
         return LSTMState(h=h, c=c), h
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Params, PRNGKey
-from jaxrnn.cells.base import Cell, masked
+from jaxrnn.cells.base import Cell
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 

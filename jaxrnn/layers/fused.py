@@ -60,13 +60,12 @@ def fused_scan(
     kind = cell.recurrence
 
     def forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save):
-        w_hh = params["w_hh"]
         inputs = cell.project(params, xs) if hoist else xs
 
         def body(c, step_inputs):
             x_or_u, ok, p, zm = step_inputs
             u = x_or_u if hoist else cell.project(params, x_or_u)
-            z = cell.combine(u, masked(cell.hidden(c), recurrent_mask) @ w_hh)
+            z = cell.combine(u, cell.recurrent_product(params, c, recurrent_mask))
             new_c, y = finish(*cell.update(params, c, z), c, ok, p, zm)
             return new_c, ((y, c, z) if save else y)
 
@@ -96,7 +95,7 @@ def fused_scan(
             _, vjp = jax.vjp(pointwise, rest, c_prev, z, p)
             d_rest_t, dc_prev, dz, dp = vjp((dc, dy))
             dhh = dz if kind == "sum" else dz[1]
-            dh = masked(dhh @ w_hh_t, recurrent_mask)
+            dh = masked(cell.matmul(dhh, w_hh_t), recurrent_mask)
             dc_prev = cell.with_hidden(dc_prev, cell.hidden(dc_prev) + dh)
             return (dc_prev, _add(d_rest, d_rest_t)), (dz, dp)
 
