@@ -74,3 +74,31 @@ def test_different_cells_each_way():
     assert ys.shape == (2, 4, 8) and isinstance(cf, jaxrnn.LSTMState) and cb.shape == (2, 5)
     a, _ = jaxrnn.RNN(jaxrnn.LSTM(3)).apply(params["forward"], jnp.ones((2, 4, F)))
     np.testing.assert_allclose(ys[..., :3], a, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LSTM(H), jaxrnn.GRU(H), jaxrnn.SimpleRNN(H)], ids=["lstm", "gru", "elman"])
+def test_fused_directions_equal_two_scans(cell):
+    """fuse_directions=True (one vmapped scan) gives the same outputs, carries and gradients,
+    with lengths, initial carries, probes and dropout keys."""
+    rnn = jaxrnn.RNN(cell, dropout=0.2, recurrent_dropout=0.2)
+    two, one = jaxrnn.Bidirectional(rnn), jaxrnn.Bidirectional(rnn, fuse_directions=True)
+    params = two.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (3, 7, F))
+    lengths = jnp.array([7, 4, 0])
+    carry = jax.tree.map(lambda c: c + 0.2, two.initial_carry(params, (3,)))
+    probe = (jnp.zeros((3, 7, H)), jnp.zeros((3, 7, H)))
+
+    def loss(layer, p, x, pr, key):
+        ys, finals = layer.apply(p, x, lengths=lengths, carry=carry, probe=pr, key=key)
+        return jnp.sum(ys * jnp.sin(ys)) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(finals)), (ys, finals)
+
+    for key in (None, jax.random.key(5)):
+        (v2, aux2), g2 = jax.value_and_grad(lambda *a: loss(two, *a, key), argnums=(0, 1, 2), has_aux=True)(params, xs, probe)
+        (v1, aux1), g1 = jax.value_and_grad(lambda *a: loss(one, *a, key), argnums=(0, 1, 2), has_aux=True)(params, xs, probe)
+        for a, b in zip(jax.tree.leaves((aux1, g1)), jax.tree.leaves((aux2, g2))):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_directions_need_one_shared_config():
+    with pytest.raises(ValueError, match="fuse_directions=True needs"):
+        jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(3)), jaxrnn.RNN(jaxrnn.GRU(3)), fuse_directions=True)

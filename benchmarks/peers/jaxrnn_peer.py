@@ -11,15 +11,24 @@ from benchmarks.spec import Case, Spec
 FAMILY = "jaxrnn"
 
 
-def layer_for(spec: Spec, **rnn_options) -> object:
+def layer_for(spec: Spec, *, fuse_directions: bool = False, **rnn_options) -> object:
     dtype = jax_dtype(spec)
     cell = {"lstm": jaxrnn.LSTM, "gru": jaxrnn.GRU, "rnn": jaxrnn.SimpleRNN}[spec.cell](spec.hidden, dtype=dtype)
     rnn = jaxrnn.RNN(cell, **rnn_options)
-    unit = jaxrnn.Bidirectional(rnn) if spec.bidirectional else rnn
+    unit = jaxrnn.Bidirectional(rnn, fuse_directions=fuse_directions) if spec.bidirectional else rnn
     return unit if spec.layers == 1 else jaxrnn.Stacked([unit] * spec.layers)
 
 
 def build(spec: Spec) -> list[Case]:
-    layer = layer_for(spec)
-    params = layer.init(jax.random.key(0), spec.input_size)
-    return [make_jax_case("jaxrnn", lambda p, x: layer.apply(p, x)[0], params, inputs(spec))]
+    """jaxrnn with its defaults, plus the opt-in variants whose default is decided per backend by these
+    numbers (both directions in one scan for bidirectional networks)."""
+    variants = {"jaxrnn": {}}
+    if spec.bidirectional:
+        variants["jaxrnn[fuse_directions]"] = {"fuse_directions": True}
+    xs = inputs(spec)
+    cases = []
+    for name, options in variants.items():
+        layer = layer_for(spec, **options)
+        params = layer.init(jax.random.key(0), spec.input_size)
+        cases.append(make_jax_case(name, lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs))
+    return cases

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
 from jaxrnn.layers.rnn import RNN
+from jaxrnn.masking import reverse_padded
 
 MERGES: dict[str, Callable[[Array, Array], Array]] = {
     "concat": lambda a, b: jnp.concatenate([a, b], axis=-1),
@@ -33,6 +34,13 @@ class Bidirectional:
       forward: an `RNN` with ``reverse=False``.
       backward: an `RNN` (default: the same config as `forward`, with its own parameters).
       merge: ``"concat"`` (default, output size H_f + H_b), ``"sum"``, ``"mean"`` or ``"mul"``.
+      fuse_directions: run both directions in ONE scan (``jax.vmap`` over a direction axis, the
+        backward inputs reversed within each length), so each step does both directions' work in
+        one batched matmul: half the loop iterations. Same results (with a key, zoneout's per-step
+        masks reach the backward direction in reversed time order). Needs both directions to share
+        one config (cell and options) and batch-major dense inputs. Off by default: on XLA:CPU it
+        measured no consistent gain (benchmarks/RESULTS.md); it targets per-step-overhead-bound
+        backends (GPU), where the `gpu` benchmark suite times it.
 
     Params: ``{"forward": ..., "backward": ...}``. Carry: ``(forward_carry, backward_carry)``.
 
@@ -50,6 +58,7 @@ class Bidirectional:
     backward: RNN | None = None
     _: dataclasses.KW_ONLY
     merge: str = "concat"
+    fuse_directions: bool = False
 
     def __post_init__(self) -> None:
         for name in ("forward", "backward"):
@@ -65,6 +74,18 @@ class Bidirectional:
             raise ValueError(
                 "Bidirectional: arguments 'forward' and 'backward' must share time_major, got "
                 f"{self.forward.time_major} and {self.backward.time_major}"
+            )
+        if not isinstance(self.fuse_directions, bool):
+            raise TypeError(f"Bidirectional: argument 'fuse_directions' must be a bool, got {self.fuse_directions!r}")
+        if self.fuse_directions and (
+            dataclasses.replace(self.backward, reverse=False) != self.forward
+            or self.forward.time_major
+            or self.forward.cell.num_feature_axes != 1
+        ):
+            raise ValueError(
+                "Bidirectional: fuse_directions=True needs 'forward' and 'backward' to share one config "
+                "(cell and options), batch-major inputs and a dense cell; got "
+                f"forward={self.forward!r}, backward={self.backward!r}"
             )
         if self.merge != "concat" and self.forward.output_size != self.backward.output_size:
             raise ValueError(
@@ -108,6 +129,8 @@ class Bidirectional:
         carries = _split_carry(fn, carry, 2)
         probes = _split_carry(fn, probe, 2, arg="probe")
         keys = (None, None) if key is None else tuple(jax.random.split(key))
+        if self.fuse_directions:
+            return self._apply_in_one_scan(params, xs, lengths, carries, keys, probes)
         ys_f, c_f = self.forward.apply(
             params["forward"], xs, lengths=lengths, carry=carries[0], key=keys[0], probe=probes[0]
         )
@@ -115,6 +138,35 @@ class Bidirectional:
             params["backward"], xs, lengths=lengths, carry=carries[1], key=keys[1], probe=probes[1]
         )
         return MERGES[self.merge](ys_f, ys_b), (c_f, c_b)
+
+
+    def _apply_in_one_scan(
+        self, params: Params, xs: Array, lengths: Array | None, carries: tuple, keys: tuple, probes: tuple
+    ) -> tuple[Array, Carry]:
+        """Both directions as a batch of two forward scans; the backward one reads each sequence
+        reversed within its length, so its outputs are reversed back the same way."""
+        flip = lambda a: reverse_padded(a, lengths)  # noqa: E731
+        batch_shape = tuple(xs.shape[:-2])
+        carries = tuple(
+            c if c is not None else layer.initial_carry(params[name], batch_shape)
+            for c, layer, name in zip(carries, (self.forward, self.backward), ("forward", "backward"))
+        )
+        stack = lambda a, b: jax.tree.map(lambda x, y: jnp.stack([x, y]), a, b)  # noqa: E731
+        args = [stack(params["forward"], params["backward"]), stack(xs, flip(xs)), stack(*carries)]
+        has_key, has_probe = keys[0] is not None, probes[0] is not None
+        if has_key:
+            args.append(jnp.stack(keys))
+        if has_probe:
+            args.append(stack(probes[0], flip(probes[1])))
+
+        def one_direction(p, x, c, *rest):
+            k = rest[0] if has_key else None
+            pr = rest[-1] if has_probe else None
+            return self.forward.apply(p, x, lengths=lengths, carry=c, key=k, probe=pr)
+
+        ys, finals = jax.vmap(one_direction)(*args)
+        unstack = lambda tree, i: jax.tree.map(lambda a: a[i], tree)  # noqa: E731
+        return MERGES[self.merge](ys[0], flip(ys[1])), (unstack(finals, 0), unstack(finals, 1))
 
 
 def _check_param_keys(fn: str, params: Any, keys: tuple[str, ...]) -> None:
