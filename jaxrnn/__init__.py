@@ -4,7 +4,7 @@ Cells are immutable configs with pure methods over plain-dict parameter pytrees;
 cells composed into bidirectional and deep networks. See the README for a tour.
 """
 
-from jaxrnn import interop, masking, models
+from jaxrnn import diagnostics, interop, masking, models, tasks, train
 from jaxrnn.cells import (
     GRU,
     LSTM,
@@ -17,6 +17,7 @@ from jaxrnn.cells import (
     LSTMState,
     SimpleRNN,
 )
+from jaxrnn.initializers import chrono_init
 from jaxrnn.layers import RNN, Bidirectional, Conv1D, Hierarchical, RecurrentConv, Stacked
 from jaxrnn.masking import reverse_padded, sequence_mask
 from jaxrnn.summary import summary
@@ -40,6 +41,8 @@ __all__ = [
     "RecurrentConv",
     "SimpleRNN",
     "Stacked",
+    "chrono_init",
+    "diagnostics",
     "interop",
     "masking",
     "models",
@@ -47,6 +50,8 @@ __all__ = [
     "reverse_padded",
     "sequence_mask",
     "summary",
+    "tasks",
+    "train",
 ]
 
 
