@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow bench install install-test install-bench clean
+.PHONY: demo test test-slow bench install install-test install-demo install-bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,21 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-demo: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[demo]"
+	touch $@
+
 $(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[bench]"
 	touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-demo: $(VENV)/.installed-demo
 install-bench: $(VENV)/.installed-bench
 
-demo: install
+# Trains SimpleRNN, LSTM and GRU on the adding problem; prints a table, writes PNGs to out/demo.
+demo: install-demo
 	$(PY) -m jaxrnn demo
 
 test: install-test
