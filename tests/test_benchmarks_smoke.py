@@ -52,3 +52,19 @@ def test_flop_count_of_a_spec():
     assert Spec("lstm", 2, 3, 5, 7).flops() == 2 * 2 * 3 * 4 * 7 * (5 + 7)
     two_layer_bi = Spec("gru", 1, 1, 4, 6, layers=2, bidirectional=True).flops()
     assert two_layer_bi == 2 * 2 * 3 * 6 * (4 + 6) + 2 * 2 * 3 * 6 * (12 + 6)
+
+
+def test_scaling_table_and_plot_from_rows(tmp_path):
+    from benchmarks import scaling
+
+    rows = [
+        {"axis": axis, "value": v, "impl": impl, "seconds": 0.001 * v * k, "min": 0.001, "peak_bytes": 2**20 * v, "gflop": 1.0}
+        for axis, values in (("steps", [128, 256]), ("hidden", [32, 64]))
+        for v in values
+        for k, impl in enumerate(("jaxrnn", "jaxrnn remat", "linen.LSTMCell"), start=1)
+    ]
+    env = {"cpu_model": "test cpu"}
+    text = scaling.markdown(rows, env, "cmd", "scaling.png")
+    assert "| 256 | 256.0 | 512.0 | 768.0 | 256.0 | 256.0 |" in text
+    scaling.plot(rows, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 10_000
