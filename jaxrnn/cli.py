@@ -20,6 +20,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**31 - 1_000_003:  # the held-out stream uses seed + 1_000_003
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**31 - 1000003), got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -46,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=DEMO_DEFAULTS["steps"], help="training steps per model")
     demo.add_argument("--batch-size", type=_positive_int, default=DEMO_DEFAULTS["batch_size"])
     demo.add_argument("--lr", type=_positive_float, default=DEMO_DEFAULTS["learning_rate"], help="Adam learning rate")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     train = sub.add_parser("train", help="train one model on a synthetic task", description="Train one recurrent model.")
@@ -65,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", default=None, help="write checkpoints here and resume from them")
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--eval-every", type=_positive_int, default=250)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--out", default=None, help="write profile / loss PNGs and results.json here")
     train.add_argument("--no-progress", action="store_true")
     return parser

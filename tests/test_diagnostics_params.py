@@ -126,6 +126,20 @@ def test_monitored_flags_nonfinite_and_thresholds_and_is_found_when_nested():
     assert np.isnan(float(state.stats.update_ratio)) and float(state.stats.global_norm) > 0
 
 
+def test_monitored_forwards_extra_args_to_the_wrapped_optimizer():
+    params = _tree(6)
+    grads = jax.tree.map(jnp.ones_like, params)
+    inner = optax.chain(optax.sgd(0.1), optax.contrib.reduce_on_plateau(patience=1, factor=0.5))
+    tx = monitored(inner)
+    state = tx.init(params)
+    steps = []
+    for _ in range(3):  # the loss (value=) stops improving after the first call: each later one halves the scale
+        updates, state = tx.update(grads, state, params, value=jnp.asarray(1.0))
+        steps.append(float(updates["head"]["b"][0]))
+    np.testing.assert_allclose(steps, [-0.1, -0.05, -0.025], rtol=1e-6)
+    assert float(state.stats.global_norm) == pytest.approx(np.sqrt(sum(x.size for x in jax.tree.leaves(params))), rel=1e-6)
+
+
 def test_errors_name_the_argument():
     with pytest.raises(TypeError, match="'optimizer'"):
         monitored("adam")

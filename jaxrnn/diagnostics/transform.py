@@ -58,7 +58,7 @@ def monitored(
     clip_norm: float | None = None,
     vanishing_below: float | None = None,
     exploding_above: float | None = None,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     """Wraps an optax optimizer: records gradient diagnostics in the state, optionally clips first.
 
     Each ``update`` measures the raw gradients (global and per-layer norms, non-finite entries per
@@ -96,6 +96,7 @@ def monitored(
         )
     for arg, value in (("clip_norm", clip_norm), ("vanishing_below", vanishing_below), ("exploding_above", exploding_above)):
         _check_threshold(arg, value)
+    inner_tx = optax.with_extra_args_support(optimizer)  # forwards e.g. value= to optimizers that take it
 
     def init(params: Any) -> MonitoredState:
         names = param_names(params)
@@ -113,9 +114,9 @@ def monitored(
             vanishing=false,
             exploding=false,
         )
-        return MonitoredState(inner=optimizer.init(params), stats=stats)
+        return MonitoredState(inner=inner_tx.init(params), stats=stats)
 
-    def update(grads: Any, state: MonitoredState, params: Any = None) -> tuple[Any, MonitoredState]:
+    def update(grads: Any, state: MonitoredState, params: Any = None, **extra_args: Any) -> tuple[Any, MonitoredState]:
         norms = param_grad_norms(grads)
         global_norm = norms.global_norm.astype(jnp.float32)
         bad = {n: ~jnp.all(jnp.isfinite(g)) for n, g in zip(param_names(grads), jax.tree_util.tree_leaves(grads))}
@@ -124,7 +125,7 @@ def monitored(
             clipped = global_norm > clip_norm
             factor = jnp.where(clipped, clip_norm / global_norm, 1.0)
             grads = jax.tree.map(lambda g: (g * factor).astype(g.dtype), grads)
-        updates, inner = optimizer.update(grads, state.inner, params)
+        updates, inner = inner_tx.update(grads, state.inner, params, **extra_args)
         if params is None:
             nan = jnp.full((), jnp.nan, jnp.float32)
             layer_ratios, ratio = {k: nan for k in norms.per_layer}, nan
@@ -143,7 +144,7 @@ def monitored(
         )
         return updates, MonitoredState(inner=inner, stats=stats)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 def grad_stats(opt_state: Any) -> GradStats:

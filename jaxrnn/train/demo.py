@@ -88,7 +88,7 @@ def write_plots(out: str | os.PathLike, results: list[ExperimentResult], extra_i
     held = {r.name: (r.history["eval_step"], r.history["eval_loss"]) for r in results}
     plot_loss_curves(
         train, held_out=held, baseline=task.baseline, baseline_label=f"baseline {task.baseline:.4f}", path=paths[2],
-        title=f"{task.name} problem, T={T}: training loss (running mean of 50 steps) and held-out loss",
+        title=f"{task.name} problem, T={T}: loss (training: 50-step running mean)",
     )
     fig = Figure(figsize=(5.0 * len(results), 4.0), layout="constrained")
     heat = [np.asarray([p[-1] for p in r.history["profile"]], np.float64) for r in results]
