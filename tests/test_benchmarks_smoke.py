@@ -68,3 +68,14 @@ def test_scaling_table_and_plot_from_rows(tmp_path):
     assert "| 256 | 256.0 | 512.0 | 768.0 | 256.0 | 256.0 |" in text
     scaling.plot(rows, tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_hot_path_table_from_rows():
+    from benchmarks import hot_path
+
+    rows = [{"network": "LSTM", "shape": "B=1", "impl": impl, "fwd": 0.001 * k, "fwdbwd": 0.002 * k}
+            for k, impl in enumerate([*hot_path.VARIANTS, "linen.LSTMCell", "torch.LSTM"], start=1)]
+    prof = {"jaxrnn (default)": [("while.1", 1.5, 1.0), ("ynn_fusion", 0.5, 128.0)]}
+    text = hot_path.markdown(rows, prof, {"cpu_model": "cpu"}, "cmd")
+    assert "| LSTM | B=1 | 1 / 2 | 2 / 4 | 3 / 6 | 4 / 8 | 5 / 10 | 6 / 12 |" in text
+    assert "| `ynn_fusion` | 0.50 | 128 |" in text
