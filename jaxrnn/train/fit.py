@@ -11,11 +11,13 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from jaxrnn import _checks
 from jaxrnn._typing import Params
 from jaxrnn.diagnostics.temporal import DEEP_SCALE, temporal_grad_profile
 from jaxrnn.tasks import Batch
+from jaxrnn.train import distributed
 from jaxrnn.train.checkpoint import latest_checkpoint, load_checkpoint, restore, save_checkpoint
 from jaxrnn.train.step import LossFn, Trainer, TrainState, make_train_step
 
@@ -113,6 +115,7 @@ def fit(
     progress: bool = True,
     desc: str | None = None,
     callback: Callable[[int, dict[str, Any]], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> FitResult:
     """Trains `model` for `steps` steps; resumes from `checkpoint_dir` if it holds a checkpoint.
 
@@ -145,6 +148,15 @@ def fit(
       progress: show a tqdm progress bar.
       desc: the progress bar's label.
       callback: called as ``callback(step, metrics)`` after every step with host-side scalars.
+      mesh: train data-parallel over this `jax.sharding.Mesh` (e.g. `jaxrnn.train.data_mesh()`, all
+        devices): each batch's rows are split across the devices, the parameters and optimizer state
+        are replicated, and XLA all-reduces the gradients, so losses, gradient norms and parameters
+        are the single-device ones up to float rounding. Training and evaluation batch sizes must be
+        multiples of the device count. The profile batch is replicated (each device computes it whole).
+        With several processes (``jax.distributed.initialize()``), every process calls `fit` with the
+        same arguments, its `train_data` / `eval_data` return only its own rows of each batch, and
+        only process 0 writes checkpoints (so `checkpoint_dir` must be on a file system all processes
+        read). Checkpoints hold no device layout: a run can resume on another number of devices.
 
     Returns:
       A `FitResult` (params, state, history).
@@ -160,6 +172,10 @@ def fit(
         result = jaxrnn.train.fit(model, task.loss, optax.adam(1e-3), task.stream(32, seed=0), steps=200,
                                   clip_norm=1.0, checkpoint_dir="runs/lstm", progress=False)
         result.history["loss"][-1]
+
+        # the same, data-parallel over every device (batch 32 split into 32 / jax.device_count() rows each)
+        result = jaxrnn.train.fit(model, task.loss, optax.adam(1e-3), task.stream(32, seed=0), steps=200,
+                                  mesh=jaxrnn.train.data_mesh(), progress=False)
     """
     _checks.check_positive_int("fit", "steps", steps)
     _checks.check_positive_int("fit", "eval_batches", eval_batches)
@@ -170,8 +186,13 @@ def fit(
         raise TypeError(f"fit: argument 'train_data' must be a function step -> Batch, got {type(train_data).__name__}")
     if profile_every is not None and profile_batch is None:
         raise ValueError("fit: argument 'profile_every' needs 'profile_batch' (the batch to profile on), got None")
+    if mesh is not None:
+        distributed.check_mesh("fit", mesh)
 
-    trainer = _trainer(model, loss_fn, optimizer, clip_norm)
+    def on_devices(batch: Batch, arg: str) -> Batch:
+        return batch if mesh is None else distributed.shard_batch(batch, mesh, fn="fit", arg=arg)
+
+    trainer = _reuse(_cached_train_step, _train_step, model, loss_fn, optimizer, clip_norm, mesh)
     if params is None:
         params = model.init(jax.random.key(seed), int(train_data(0).xs.shape[-1]))
     state = trainer.init(params)
@@ -186,27 +207,33 @@ def fit(
             )
         state = restore(state, raw["state"])
         history = _history_from_arrays(raw["history"])
+    if mesh is not None:
+        state = distributed.replicate(state, mesh)
 
     profile = None
     if profile_batch is not None:
-        profile = jax.jit(
-            lambda p: jax.tree.leaves(
-                temporal_grad_profile(
-                    model,
-                    p,
-                    profile_batch.xs,
-                    lambda out: loss_fn(out, profile_batch),
-                    lengths=profile_batch.lengths,
-                    scale=DEEP_SCALE,
-                ).log10_hidden
-            )
-        )
+        profile_on = profile_batch if mesh is None else distributed.replicate(profile_batch, mesh)
+        profile_fn = _reuse(_cached_profile_fn, _profile_fn, model, loss_fn)
 
-    def save(st: TrainState) -> Path | None:
+        def profile(p: Params) -> list[Any]:
+            return profile_fn(p, profile_on)
+
+    # With several processes the state is replicated: one writer (process 0) is enough and avoids races;
+    # the others wait for its write, so a checkpoint one process finds is complete for all of them.
+    multiprocess = mesh is not None and jax.process_count() > 1
+
+    def save(st: TrainState, *, wait: bool = True) -> Path | None:
         if checkpoint_dir is None:
             return None
-        tree = {"state": st, "history": _history_to_arrays(history), "fingerprint": fingerprint}
-        return save_checkpoint(checkpoint_dir, int(st.step), tree, keep=keep)
+        path = None
+        if not multiprocess or jax.process_index() == 0:
+            tree = {"state": st, "history": _history_to_arrays(history), "fingerprint": fingerprint}
+            path = save_checkpoint(checkpoint_dir, int(st.step), tree, keep=keep)
+        if multiprocess and wait:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"jaxrnn.fit checkpoint {int(st.step)}")
+        return path
 
     def record_profile(st: TrainState) -> None:
         step = int(st.step)
@@ -217,7 +244,8 @@ def fit(
     def evaluate(st: TrainState) -> float | None:
         if eval_data is None:
             return None
-        value = float(np.mean([float(trainer.evaluate(st.params, eval_data(i))) for i in range(eval_batches)]))
+        losses = [trainer.evaluate(st.params, on_devices(eval_data(i), "eval_data")) for i in range(eval_batches)]
+        value = float(np.mean([float(x) for x in losses]))
         if not history["eval_step"] or history["eval_step"][-1] != int(st.step):
             history["eval_step"].append(int(st.step))
             history["eval_loss"].append(value)
@@ -230,7 +258,8 @@ def fit(
     dropout_key = jax.random.key(seed)
     try:
         for k in range(start, steps):
-            new_state, metrics = trainer.step(state, train_data(k), jax.random.fold_in(dropout_key, k))
+            batch = on_devices(train_data(k), "train_data")
+            new_state, metrics = trainer.step(state, batch, jax.random.fold_in(dropout_key, k))
             host = jax.device_get({n: metrics[n] for n in (*_SCALARS, "nonfinite", "layer_grad_norms")})
             step = k + 1
             if bool(host["nonfinite"]):
@@ -259,7 +288,7 @@ def fit(
             if callback is not None:
                 callback(step, {n: host[n] for n in _SCALARS})
     except KeyboardInterrupt:
-        save(state)
+        save(state, wait=False)  # an interrupt reaches one process: the others are not there to wait
         raise
     finally:
         if bar is not None:
@@ -271,18 +300,34 @@ def fit(
     return FitResult(params=state.params, state=state, history=history)
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_trainer(model: Any, loss_fn: LossFn, optimizer: optax.GradientTransformation, clip_norm: float | None) -> Trainer:
-    return make_train_step(model, loss_fn, optimizer, clip_norm=clip_norm)
+def _profile_fn(model: Any, loss_fn: LossFn) -> Callable[[Params, Batch], list[Any]]:
+    """``(params, batch) -> [log10 ||dL/dh_t|| per probed layer]``, jitted."""
+    return jax.jit(
+        lambda p, b: jax.tree.leaves(
+            temporal_grad_profile(
+                model, p, b.xs, lambda out: loss_fn(out, b), lengths=b.lengths, scale=DEEP_SCALE
+            ).log10_hidden
+        )
+    )
 
 
-def _trainer(model: Any, loss_fn: LossFn, optimizer: optax.GradientTransformation, clip_norm: float | None) -> Trainer:
-    """The compiled step for these arguments, reused when `fit` runs again on them in this process
-    (e.g. resuming after an interrupt), so it is not compiled twice."""
+def _train_step(
+    model: Any, loss_fn: LossFn, optimizer: optax.GradientTransformation, clip_norm: float | None, mesh: Mesh | None
+) -> Trainer:
+    return make_train_step(model, loss_fn, optimizer, clip_norm=clip_norm, mesh=mesh)
+
+
+_cached_profile_fn = functools.lru_cache(maxsize=16)(_profile_fn)
+_cached_train_step = functools.lru_cache(maxsize=16)(_train_step)
+
+
+def _reuse(cached: Callable[..., Any], build: Callable[..., Any], *args: Any) -> Any:
+    """``build(*args)``, reused when `fit` runs again on the same arguments in this process (e.g.
+    resuming after an interrupt), so the step and the profile are not compiled twice."""
     try:
-        return _cached_trainer(model, loss_fn, optimizer, clip_norm)
+        return cached(*args)
     except TypeError:  # an unhashable model or loss: build a fresh one
-        return make_train_step(model, loss_fn, optimizer, clip_norm=clip_norm)
+        return build(*args)
 
 
 def _progress_bar(progress: bool, total: int, initial: int, desc: str | None) -> Any:

@@ -7,10 +7,12 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from jaxrnn._typing import Array, Params, PRNGKey
 from jaxrnn.diagnostics.transform import grad_stats, monitored
 from jaxrnn.tasks import Batch
+from jaxrnn.train import distributed
 
 LossFn = Callable[[Array, Batch], Array]
 
@@ -28,8 +30,9 @@ class Trainer(NamedTuple):
 
     Attributes:
       init: ``params -> TrainState`` (step 0, fresh optimizer state).
-      step: ``(state, batch, key=None) -> (state, metrics)``, jitted. ``key`` feeds dropout.
-      evaluate: ``(params, batch) -> loss``, jitted.
+      step: ``(state, batch, key=None) -> (state, metrics)``, jitted. ``key`` feeds dropout. With a
+        mesh, a `jaxrnn.train.distributed.ShardedFunction` (batch split by rows, state replicated).
+      evaluate: ``(params, batch) -> loss``, jitted (sharded the same way with a mesh).
       optimizer: the `monitored` optax transformation the step applies.
     """
 
@@ -46,6 +49,7 @@ def make_train_step(
     *,
     clip_norm: float | None = None,
     jit: bool = True,
+    mesh: Mesh | None = None,
 ) -> Trainer:
     """Builds a train step for ``model.apply(params, xs, lengths=, key=)`` and ``loss_fn(predictions, batch)``.
 
@@ -62,6 +66,10 @@ def make_train_step(
       optimizer: an optax optimizer (e.g. ``optax.adam(1e-3)``).
       clip_norm: clip gradients to this global norm before the optimizer.
       jit: compile `step` and `evaluate` with `jax.jit` (turn off to debug).
+      mesh: train data-parallel over this `jax.sharding.Mesh` (e.g. `jaxrnn.train.data_mesh()`): `step`
+        and `evaluate` split each batch's rows across the mesh's devices, keep the state replicated and
+        all-reduce the gradients (see `jaxrnn.train.distributed`); the metrics are those of the global
+        batch. Batches may be host arrays; their size must be a multiple of the device count.
 
     Example::
 
@@ -102,6 +110,10 @@ def make_train_step(
     def evaluate(params: Params, batch: Batch) -> Array:
         return loss_of(params, batch, None)
 
-    if jit:
+    if mesh is not None:
+        distributed.check_mesh("make_train_step", mesh)
+        step = distributed.ShardedFunction(step, mesh, jit=jit, name="Trainer.step")
+        evaluate = distributed.ShardedFunction(evaluate, mesh, jit=jit, name="Trainer.evaluate")
+    elif jit:
         step, evaluate = jax.jit(step), jax.jit(evaluate)
     return Trainer(init=init, step=step, evaluate=evaluate, optimizer=tx)
