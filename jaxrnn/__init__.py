@@ -4,9 +4,10 @@ Cells are immutable configs with pure methods over plain-dict parameter pytrees;
 cells composed into bidirectional and deep networks. See the README for a tour.
 """
 
-from jaxrnn import diagnostics, interop, masking, models, tasks, train
+from jaxrnn import diagnostics, interop, masking, models, parallel, tasks, train
 from jaxrnn.cells import (
     GRU,
+    LRU,
     LSTM,
     MGU,
     Cell,
@@ -14,7 +15,11 @@ from jaxrnn.cells import (
     ConvLSTM,
     ConvSimpleRNN,
     LearnableCarry,
+    LinearCell,
+    LRUState,
     LSTMState,
+    MinGRU,
+    MinLSTM,
     SimpleRNN,
 )
 from jaxrnn.initializers import chrono_init
@@ -33,10 +38,15 @@ __all__ = [
     "ConvSimpleRNN",
     "GRU",
     "Hierarchical",
+    "LRU",
+    "LRUState",
     "LSTM",
     "LSTMState",
     "LearnableCarry",
+    "LinearCell",
     "MGU",
+    "MinGRU",
+    "MinLSTM",
     "RNN",
     "RecurrentConv",
     "SimpleRNN",
@@ -47,6 +57,7 @@ __all__ = [
     "masking",
     "models",
     "nnx",
+    "parallel",
     "reverse_padded",
     "sequence_mask",
     "summary",

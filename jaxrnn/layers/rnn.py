@@ -13,9 +13,12 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.linear import LinearCell
 from jaxrnn.layers import noise
 from jaxrnn.layers.fused import fused_scan, supports_fused
 from jaxrnn.masking import where_valid
+from jaxrnn.parallel import NewtonInfo
+from jaxrnn.parallel.evaluate import METHODS, evaluate
 
 
 def default_hoist() -> bool:
@@ -75,6 +78,20 @@ class RNN:
         mode, so pass False for ``jax.jvp`` / ``jax.jacfwd`` / forward-over-reverse Hessians.
       hoist: compute the input projection for all steps before the loop (one GEMM) rather than
         inside it. None picks per backend (`default_hoist`: off on CPU, where it measured slower).
+      method: how to evaluate the recurrence over time (`jaxrnn.parallel`). ``"sequential"``
+        (default): ``lax.scan``, T steps in a row. ``"parallel"``: linear-recurrence cells (`MinGRU`,
+        `MinLSTM`, `LRU`) by `jax.lax.associative_scan`, O(log T) depth, same values and gradients
+        to round-off. ``"deer"`` / ``"quasi-deer"``: any cell with a real carry by Newton iterations
+        that each solve the linearised recurrence by an associative scan, with the dense Jacobian
+        (Lim et al. 2024; O(T n^2) memory for a carry of n numbers) or its diagonal (Gonzalez et al.
+        2024; O(T n)); gradients by the implicit function theorem (reverse mode only). Non-sequential
+        methods always project the inputs of all steps at once and ignore ``fused_backward`` and
+        ``hoist``; they take no ``remat``, and ``"parallel"`` takes no ``zoneout``.
+      tol: DEER methods: stop when no state moved by more than ``tol * max(1, max |state|)`` (default
+        1e-5 for float32 carries, 1e-10 for float64).
+      max_iter: DEER methods: iteration cap.
+      fallback: DEER methods: if the iteration has not converged by then, return the sequential scan's
+        result (chosen inside jit); False returns the last iterate. `apply_with_info` says which.
 
     Example::
 
@@ -82,6 +99,9 @@ class RNN:
         params = layer.init(jax.random.key(0), input_size=16)
         ys, carry = layer.apply(params, xs)                      # xs: [batch, T, 16]
         ys, carry = layer.apply(params, xs, lengths=lengths)     # right-padded batch
+
+        deer = jaxrnn.RNN(jaxrnn.GRU(16), method="quasi-deer", max_iter=50)
+        ys, carry, info = deer.apply_with_info(params, xs)     # info.iterations, info.fell_back
 
     With ``lengths`` ([*batch] ints in [0, T]) each sequence's carry stops at its own length, the
     outputs past it are exactly zero, and a length of 0 returns the initial carry.
@@ -93,6 +113,8 @@ class RNN:
       Gal & Ghahramani, "A theoretically grounded application of dropout in recurrent neural
       networks", NeurIPS 2016.
       Krueger et al., "Zoneout: regularizing RNNs by randomly preserving hidden activations", ICLR 2017.
+      Lim et al., "Parallelizing non-linear sequential models over the sequence length", ICLR 2024.
+      Gonzalez et al., "Towards scalable and stable parallelization of nonlinear RNNs", NeurIPS 2024.
     """
 
     cell: Cell
@@ -106,11 +128,15 @@ class RNN:
     zoneout: Any = 0.0
     fused_backward: bool = True
     hoist: bool | None = None
+    method: str = "sequential"
+    tol: float | None = None
+    max_iter: int = 100
+    fallback: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.cell, Cell):
             raise TypeError(f"RNN: argument 'cell' must be a jaxrnn cell, got {type(self.cell).__name__}")
-        for flag in ("reverse", "time_major", "fused_backward"):
+        for flag in ("reverse", "time_major", "fused_backward", "fallback"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"RNN: argument '{flag}' must be a bool, got {getattr(self, flag)!r}")
         if self.hoist is not None and not isinstance(self.hoist, bool):
@@ -121,6 +147,35 @@ class RNN:
         _checks.check_probability("RNN", "dropout", self.dropout)
         _checks.check_probability("RNN", "recurrent_dropout", self.recurrent_dropout)
         noise.check_zoneout("RNN", self.zoneout)
+        self._check_method()
+
+    def _check_method(self) -> None:
+        _checks.check_choice("RNN", "method", self.method, METHODS)
+        _checks.check_positive_int("RNN", "max_iter", self.max_iter)
+        bad_tol = isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or self.tol <= 0
+        if self.tol is not None and bad_tol:
+            raise ValueError(f"RNN: argument 'tol' must be None or a positive float, got {self.tol!r}")
+        linear = isinstance(self.cell, LinearCell)
+        if linear and self.recurrent_dropout > 0.0:
+            raise ValueError(
+                f"RNN: argument 'recurrent_dropout' must be 0.0 for {type(self.cell).__name__}, whose h_(t-1) "
+                f"enters no recurrent kernel, got {self.recurrent_dropout}"
+            )
+        if self.method == "sequential":
+            return
+        if self.remat:
+            raise ValueError(
+                f"RNN: argument 'remat' must be False with method={self.method!r} (it chunks the sequential scan), "
+                f"got {self.remat!r}"
+            )
+        if self.method == "parallel":
+            if not linear:
+                raise ValueError(
+                    f"RNN: method='parallel' needs a linear-recurrence cell (MinGRU, MinLSTM, LRU), got "
+                    f"{type(self.cell).__name__}; for nonlinear cells use method='deer' or 'quasi-deer'"
+                )
+            if self.zoneout != 0.0:
+                raise ValueError(f"RNN: argument 'zoneout' must be 0.0 with method='parallel', got {self.zoneout!r}")
 
     # ---- layer protocol ---------------------------------------------------------------------------
 
@@ -162,16 +217,34 @@ class RNN:
           ``(ys, final_carry)``: outputs ``[*batch, T, H]`` (time-major if ``time_major``) and the
           carry after each sequence's last valid step.
         """
+        return self._apply("RNN.apply", params, xs, lengths, carry, key, probe)[:2]
+
+    def apply_with_info(
+        self,
+        params: Params,
+        xs: Array,
+        *,
+        lengths: Array | None = None,
+        carry: Carry | None = None,
+        key: PRNGKey | None = None,
+        probe: Array | None = None,
+    ) -> tuple[Array, Carry, NewtonInfo]:
+        """`apply`, plus how the evaluation over time went: ``(ys, final_carry, info)`` with a
+        `jaxrnn.parallel.NewtonInfo` (DEER iterations, convergence, whether the sequential fallback
+        produced the result; zero iterations for the sequential scan and the parallel linear scan)."""
+        return self._apply("RNN.apply_with_info", params, xs, lengths, carry, key, probe)
+
+    def _apply(self, fn: str, params: Params, xs: Any, lengths: Any, carry: Any, key: Any, probe: Any):
         if key is not None:
-            _checks.check_key("RNN.apply", "key", key)
-        xs, lengths, carry, batch_shape = self.check_inputs("RNN.apply", params, xs, lengths, carry)
+            _checks.check_key(fn, "key", key)
+        xs, lengths, carry, batch_shape = self.check_inputs(fn, params, xs, lengths, carry)
         if probe is not None:
             expected = (*xs.shape[:-1], self.output_size)
             if tuple(probe.shape) != expected:
                 raise ValueError(
-                    f"RNN.apply: argument 'probe' must have the outputs' shape {expected}, got {tuple(probe.shape)}"
+                    f"{fn}: argument 'probe' must have the outputs' shape {expected}, got {tuple(probe.shape)}"
                 )
-        return self._apply_checked(params, xs, lengths, carry, batch_shape, probe, key)
+        return self._apply_checked(params, xs, lengths, carry, batch_shape, probe, key, with_info=True)
 
     # ---- validation -------------------------------------------------------------------------------
 
@@ -217,7 +290,9 @@ class RNN:
         batch_shape: tuple[int, ...],
         probe: Array | None = None,
         key: PRNGKey | None = None,
-    ) -> tuple[Array, Carry]:
+        *,
+        with_info: bool = False,
+    ) -> tuple[Array, Carry] | tuple[Array, Carry, NewtonInfo]:
         cell = self.cell
         nf = cell.num_feature_axes
         step_shape = xs.shape[xs.ndim - nf :]  # (F,), or (*grid, C) for convolutional cells
@@ -242,8 +317,12 @@ class RNN:
             )
         zone_rates = None if self.zoneout == 0.0 else noise.zoneout_rates("RNN.apply", self.zoneout, carry)
         finish = functools.partial(_finish_step, cell, zone_rates)
-        segment = functools.partial(self._scan_segment, params, finish, rec_mask)
-        final, ys = self._scan_in_chunks(segment, carry, (xs_tm, valid, probe, zone_masks))
+        if self.method == "sequential":
+            segment = functools.partial(self._scan_segment, params, finish, rec_mask)
+            final, ys = self._scan_in_chunks(segment, carry, (xs_tm, valid, probe, zone_masks))
+            info = NewtonInfo.exact() if with_info else None
+        else:  # parallel in time (jaxrnn.parallel)
+            final, ys, info = evaluate(self, params, finish, rec_mask, carry, (xs_tm, valid, probe, zone_masks))
         if valid is not None:
             ys = jnp.where(valid.reshape(valid.shape + (1,) * (ys.ndim - 2)), ys, 0)
 
@@ -253,7 +332,7 @@ class RNN:
         else:
             ys = jnp.swapaxes(ys, 0, 1).reshape(*batch_shape, num_steps, *out_tail)
         final = jax.tree.map(lambda c: c.reshape(*batch_shape, *c.shape[1:]), final)
-        return ys, final
+        return (ys, final, info) if with_info else (ys, final)
 
     def _scan_segment(
         self, params: Params, finish: Any, recurrent_mask: Array | None, carry: Carry, scanned: tuple
