@@ -44,9 +44,11 @@ def make_layer(cell: str, method: str, hidden: int) -> jaxrnn.RNN:
 
 
 def deer_bytes(batch: int, steps: int, hidden: int, method: str) -> int:
-    """What DEER's Jacobians alone take in float32 (the scan holds about twice that)."""
-    per_step = hidden * hidden if method == "deer" else hidden
-    return 4 * batch * steps * per_step * (2 if method in ("deer", "quasi-deer") else 0)
+    """Float32 bytes of the per-step Jacobian work of a GRU's DEER iteration: the dense Jacobian, its copy
+    in the associative scan and jacfwd's n tangents of the 3 gate pre-activations (5 n^2 per step), or
+    quasi-DEER's diagonal and its scan copy (2 n); 0 for the other methods."""
+    per_step = {"deer": 5 * hidden * hidden, "quasi-deer": 2 * hidden}.get(method, 0)
+    return 4 * batch * steps * per_step
 
 
 def run_case(cell: str, method: str, hidden: int, steps: int, batch: int, reps: int, warmup: int) -> list[dict]:

@@ -136,7 +136,7 @@ def test_deer_equals_sequential_values_and_gradients(cell, method):
     "cell",
     [
         jaxrnn.GRU(4, reset_after=False),
-        jaxrnn.LSTM(4, proj_size=3, peephole=True),
+        pytest.param(jaxrnn.LSTM(4, proj_size=3, peephole=True), marks=pytest.mark.slow),
         pytest.param(jaxrnn.LSTM(4, layer_norm=True), marks=pytest.mark.slow),
         pytest.param(jaxrnn.MGU(4), marks=pytest.mark.slow),
     ],
@@ -226,7 +226,7 @@ def _chaotic():
     return cell, params, xs
 
 
-@pytest.mark.parametrize("method", ["deer", "quasi-deer"])
+@pytest.mark.parametrize("method", ["deer", pytest.param("quasi-deer", marks=pytest.mark.slow)])
 def test_deer_falls_back_to_the_sequential_scan_when_it_does_not_converge(method):
     cell, params, xs = _chaotic()
     sequential = jaxrnn.RNN(cell)
@@ -316,6 +316,19 @@ def test_parallel_layers_compose_in_stacked_fused_bidirectional_and_wrappers():
     learned = jaxrnn.LearnableCarry(jaxrnn.GRU(4))  # a wrapped cell: DEER takes any real carry
     params = jaxrnn.RNN(learned).init(jax.random.key(0), 2)
     _same_as_sequential(jaxrnn.RNN(learned, method="deer"), jaxrnn.RNN(learned), params, xs, lengths)
+
+
+def test_one_and_zero_steps():
+    cell, method = jaxrnn.MinGRU(3), "parallel"  # zero steps take the sequential scan whatever the method
+    params = cell.init(jax.random.key(0), 2)
+    carry = jnp.full((2, 3), 0.5)
+    for steps in (1, 0):
+        xs = jax.random.normal(jax.random.key(1), (2, steps, 2))
+        lengths = jnp.array([steps, 0])
+        expected = jaxrnn.RNN(cell).apply(params, xs, lengths=lengths, carry=carry)
+        got = jaxrnn.RNN(cell, method=method).apply(params, xs, lengths=lengths, carry=carry)
+        assert got[0].shape == (2, steps, 3)
+        _assert_close(got, expected, 1e-6, 1e-6)
 
 
 # ---- errors ----------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ def test_one_tiny_case_has_times_memory_and_iterations():
 
 
 def test_cases_over_the_memory_or_time_budget_are_skipped():
-    # dense Jacobians of T = 2^20 steps, H = 64, batch 8: 2 x 4 B x 8 x 2^20 x 64 x 64 = 256 GiB
-    assert parallel.deer_bytes(8, 1 << 20, 64, "deer") == 256 * 2**30
-    assert parallel.skip_reason("deer", 8, 1 << 20, 64, None, 8.0, 60.0) == "Jacobians need 256.0 GiB > 8.0 GiB"
+    # dense Jacobians of T = 2^20 steps, H = 64, batch 8: 5 x 64 x 64 floats per step = 640 GiB
+    assert parallel.deer_bytes(8, 1 << 20, 64, "deer") == 640 * 2**30
+    assert parallel.skip_reason("deer", 8, 1 << 20, 64, None, 8.0, 60.0) == "Jacobians need 640.0 GiB > 8.0 GiB"
     assert parallel.skip_reason("quasi-deer", 8, 1 << 20, 64, None, 8.0, 60.0) is None  # 4 GiB: diagonal only
     assert parallel.skip_reason("sequential", 8, 4096, 64, (1024, 20.0), 8.0, 60.0) == "projected 80 s > 60.0 s per run"
     assert parallel.skip_reason("sequential", 8, 4096, 64, (1024, 10.0), 8.0, 60.0) is None

@@ -317,7 +317,7 @@ class RNN:
             )
         zone_rates = None if self.zoneout == 0.0 else noise.zoneout_rates("RNN.apply", self.zoneout, carry)
         finish = functools.partial(_finish_step, cell, zone_rates)
-        if self.method == "sequential":
+        if self.method == "sequential" or num_steps == 0:  # zero steps: nothing to parallelise
             segment = functools.partial(self._scan_segment, params, finish, rec_mask)
             final, ys = self._scan_in_chunks(segment, carry, (xs_tm, valid, probe, zone_masks))
             info = NewtonInfo.exact() if with_info else None
