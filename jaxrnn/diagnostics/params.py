@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxrnn._typing import Array
 from jaxrnn.diagnostics.norms import combine, scaled_sum_of_squares
 
 
