@@ -50,7 +50,7 @@ def test_fused_equals_autodiff(name, option):
     cell = CELLS[name]
     assert supports_fused(cell)
     kw = OPTIONS[option]
-    fused, plain = jaxrnn.RNN(cell, **kw), jaxrnn.RNN(cell, fused_backward=False, **kw)
+    fused, plain = jaxrnn.RNN(cell, fused_backward=True, **kw), jaxrnn.RNN(cell, fused_backward=False, **kw)
     params = jax.tree.map(lambda a: a + 0.1, fused.init(jax.random.key(0), F))
     xs = jax.random.normal(jax.random.key(1), (B, T, F))
     carry = jax.tree.map(lambda c: c + 0.3, fused.initial_carry(params, (B,)))
@@ -117,6 +117,6 @@ def test_bfloat16_compute_with_float32_carry(cell):
     err = float(jnp.abs(ys16 - ys32).max())
     assert 0 < err < 3e-2, err  # different (bf16 operands) but close
     loss = lambda layer: jax.grad(lambda p: jnp.sum(layer.apply(p, xs)[0] ** 2))(params)  # noqa: E731
-    g_fused, g_plain = loss(jaxrnn.RNN(mixed)), loss(jaxrnn.RNN(mixed, fused_backward=False))
+    g_fused, g_plain = loss(jaxrnn.RNN(mixed, fused_backward=True)), loss(jaxrnn.RNN(mixed, fused_backward=False))
     for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_plain)):
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)

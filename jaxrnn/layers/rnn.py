@@ -16,20 +16,10 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.linear import LinearCell
 from jaxrnn.layers import noise
 from jaxrnn.layers.fused import fused_scan, supports_fused
+from jaxrnn.layers.tuning import default_fused_backward, default_hoist, default_unroll
 from jaxrnn.masking import where_valid
 from jaxrnn.parallel import NewtonInfo
 from jaxrnn.parallel.evaluate import METHODS, evaluate
-
-
-def default_hoist() -> bool:
-    """Whether `RNN` runs the input projection for all steps before the loop on this backend.
-
-    On XLA:CPU it does not: measured (benchmarks/RESULTS.md, "hot path"), reading the projected
-    inputs back step by step inside the fused gate math costs more than the small per-step input
-    GEMM, in the forward and the backward pass. On GPU / TPU the single big GEMM is the cuDNN layout
-    (Appleyard et al. 2016); that default is not measured here.
-    """
-    return jax.default_backend() != "cpu"
 
 
 def _finish_step(
@@ -54,7 +44,8 @@ class RNN:
       cell: the cell to scan (e.g. ``jaxrnn.LSTM(128)``).
       reverse: run from the last valid step to the first. With ``lengths`` each sequence starts at
         its own last valid step, and outputs stay at their input positions (padding at the end).
-      unroll: ``lax.scan``'s unroll factor (an int >= 1, or True for a full unroll).
+      unroll: ``lax.scan``'s unroll factor (an int >= 1, or True for a full unroll). None picks per
+        backend and step size (`jaxrnn.layers.tuning.default_unroll`: 4 on CPU for tiny steps, else 1).
       remat: trade compute for memory on long sequences: the forward pass keeps only the carry at
         the boundary of every chunk of k steps (k = sqrt(T) for ``True``, or the int given) and the
         backward pass recomputes one chunk at a time (``jax.checkpoint``); about one extra forward
@@ -75,7 +66,9 @@ class RNN:
         LSTM without layer norm, GRU ``reset_after``), differentiate with a custom VJP that forms the
         weight gradients as single GEMMs after the backward scan (`jaxrnn.layers.fused`). Same values
         and gradients to float32 round-off, reverse mode to any order; a custom VJP has no forward
-        mode, so pass False for ``jax.jvp`` / ``jax.jacfwd`` / forward-over-reverse Hessians.
+        mode, so pass False for ``jax.jvp`` / ``jax.jacfwd`` / forward-over-reverse Hessians. None
+        (default) picks per backend and batch (`jaxrnn.layers.tuning.default_fused_backward`: on for
+        GPU / TPU, and on CPU below 128 rows; plain autodiff measured faster on CPU from there on).
       hoist: compute the input projection for all steps before the loop (one GEMM) rather than
         inside it. None picks per backend (`default_hoist`: off on CPU, where it measured slower).
       method: how to evaluate the recurrence over time (`jaxrnn.parallel`). ``"sequential"``
@@ -120,13 +113,13 @@ class RNN:
     cell: Cell
     _: dataclasses.KW_ONLY
     reverse: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
     remat: bool | int = False
     time_major: bool = False
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: Any = 0.0
-    fused_backward: bool = True
+    fused_backward: bool | None = None
     hoist: bool | None = None
     method: str = "sequential"
     tol: float | None = None
@@ -136,14 +129,16 @@ class RNN:
     def __post_init__(self) -> None:
         if not isinstance(self.cell, Cell):
             raise TypeError(f"RNN: argument 'cell' must be a jaxrnn cell, got {type(self.cell).__name__}")
-        for flag in ("reverse", "time_major", "fused_backward", "fallback"):
+        for flag in ("reverse", "time_major", "fallback"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"RNN: argument '{flag}' must be a bool, got {getattr(self, flag)!r}")
-        if self.hoist is not None and not isinstance(self.hoist, bool):
-            raise TypeError(f"RNN: argument 'hoist' must be None or a bool, got {self.hoist!r}")
+        for flag in ("hoist", "fused_backward"):
+            if getattr(self, flag) is not None and not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"RNN: argument '{flag}' must be None or a bool, got {getattr(self, flag)!r}")
         if not isinstance(self.remat, bool):
             _checks.check_positive_int("RNN", "remat", self.remat)
-        _checks.check_unroll("RNN", self.unroll)
+        if self.unroll is not None:
+            _checks.check_unroll("RNN", self.unroll)
         _checks.check_probability("RNN", "dropout", self.dropout)
         _checks.check_probability("RNN", "recurrent_dropout", self.recurrent_dropout)
         noise.check_zoneout("RNN", self.zoneout)
@@ -341,10 +336,12 @@ class RNN:
         cell = self.cell
         xs, valid, probe, zone_masks = scanned
         hoist = default_hoist() if self.hoist is None else self.hoist
-        if self.fused_backward and supports_fused(cell):
+        unroll = self.scan_unroll(params, xs.shape[1])
+        fused = default_fused_backward(xs.shape[1]) if self.fused_backward is None else self.fused_backward
+        if fused and supports_fused(cell):
             return fused_scan(
                 cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
-                reverse=self.reverse, unroll=self.unroll, hoist=hoist,
+                reverse=self.reverse, unroll=unroll, hoist=hoist,
             )
         recur_kw = {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
 
@@ -354,7 +351,15 @@ class RNN:
             return finish(*cell.recur(params, c, u, **recur_kw), c, ok, p, zm)
 
         inputs = cell.project(params, xs) if hoist else xs
-        return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=self.reverse, unroll=self.unroll)
+        return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=self.reverse, unroll=unroll)
+
+    def scan_unroll(self, params: Params, batch: int) -> int | bool:
+        """The unroll factor the loop over a flat batch of ``batch`` sequences runs with: ``unroll``,
+        or the backend's choice for this step size when it is None."""
+        if self.unroll is not None:
+            return self.unroll
+        kernel = params.get("w_hh") if self.cell.num_feature_axes == 1 and isinstance(params, dict) else None
+        return default_unroll(batch, None if kernel is None else kernel.size)
 
     def _scan_in_chunks(self, segment: Any, carry: Carry, scanned: tuple) -> tuple[Carry, Array]:
         """`segment` over all steps, or with ``remat`` over chunks of k steps under ``jax.checkpoint``:

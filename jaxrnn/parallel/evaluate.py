@@ -57,7 +57,7 @@ def evaluate(
             max_iter=layer.max_iter,
             fallback=layer.fallback,
             diagonal=structured_diagonal(cell, finish, params, carry) if quasi else None,
-            unroll=layer.unroll,
+            unroll=layer.scan_unroll(params, us.shape[1]),
         )
         final = jax.tree.map(lambda c: c[-1], carries)
     if layer.reverse:

@@ -1,0 +1,54 @@
+"""How `RNN` lays out its loop on each backend when the user leaves the choice to it.
+
+Each default below is what the ablations in ``benchmarks/RESULTS.md`` ("hot path" and "loop
+defaults", ``python -m benchmarks.hot_path``) measured on XLA:CPU; on GPU / TPU the defaults follow
+the cuDNN layout (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946) and are not measured here.
+An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
+"""
+
+from __future__ import annotations
+
+import jax
+
+# XLA:CPU pays a fixed cost per loop iteration that only shows when a step is a few microseconds:
+# at (B=1, H=64) an unroll of 4 saved 15-23% of forward+backward; from about 64K multiply-adds per
+# step on, unrolling measured between 10% slower and 10% faster (noise), so it stays off there.
+_CPU_UNROLL = 4
+_CPU_UNROLL_MAX_STEP_MACS = 1 << 15
+
+# From a batch of about 128 rows the per-step weight-gradient GEMMs of plain autodiff are big enough
+# to run at full speed, and the fused backward's extra pass over the saved gate gradients costs more
+# than it saves: GRU / Elman forward+backward 9-17% faster with autodiff at B=128 and 256, LSTM even.
+_CPU_FUSED_MAX_BATCH = 127
+
+
+def _on_cpu() -> bool:
+    return jax.default_backend() == "cpu"
+
+
+def default_hoist() -> bool:
+    """Whether `RNN` runs the input projection for all steps before the loop on this backend.
+
+    On XLA:CPU it does not: reading the projected inputs back step by step inside the fused gate math
+    costs more than the small per-step input GEMM, in the forward and the backward pass (1.14-1.71x
+    slower when hoisted). On GPU / TPU the single big GEMM is the cuDNN layout.
+    """
+    return not _on_cpu()
+
+
+def default_unroll(batch: int, recurrent_kernel_size: int | None) -> int:
+    """``lax.scan``'s unroll factor for a step of ``batch`` rows times a recurrent kernel of
+    ``recurrent_kernel_size`` weights (None when the cell has no dense ``w_hh``): 4 on CPU when a
+    step is tiny, else 1."""
+    if not _on_cpu() or recurrent_kernel_size is None:
+        return 1
+    return _CPU_UNROLL if batch * recurrent_kernel_size <= _CPU_UNROLL_MAX_STEP_MACS else 1
+
+
+def default_fused_backward(batch: int) -> bool:
+    """Whether `RNN` differentiates with the fused custom VJP (`jaxrnn.layers.fused`) for a batch of
+    ``batch`` rows: always on GPU / TPU; on CPU below about 128 rows, where the loop dominates."""
+    return not _on_cpu() or batch <= _CPU_FUSED_MAX_BATCH
+
+
+__all__ = ["default_fused_backward", "default_hoist", "default_unroll"]
