@@ -79,3 +79,24 @@ def test_hot_path_table_from_rows():
     text = hot_path.markdown(rows, prof, {"cpu_model": "cpu"}, "cmd")
     assert "| LSTM | B=1 | 1 / 2 | 2 / 4 | 3 / 6 | 4 / 8 | 5 / 10 | 6 / 12 |" in text
     assert "| `ynn_fusion` | 0.50 | 128 |" in text
+
+
+def test_roofline_runner_and_table(tmp_path):
+    """The floor analysis runs end to end on tiny shapes; its table compares floor, target and times."""
+    from benchmarks import roofline
+
+    spec = roofline.Spec("gru", 2, 6, 3, 4)
+    results = [
+        {"spec": vars(spec), "family": "jaxrnn", "impl": "jaxrnn", "fwdbwd": {"median": 3e-3}},
+        {"spec": vars(spec), "family": "flax", "impl": "linen.GRUCell", "fwdbwd": {"median": 2e-3}},
+        {"spec": vars(spec), "family": "pytorch", "impl": "torch.GRU", "fwdbwd": {"median": 4e-3}},
+    ]
+    peak, rows = roofline.analyse([spec], results, peak_shapes=[(32, 32, 32)], reps=1, log=lambda *_: None)
+    (row,) = rows
+    assert peak > 0 and 0 < row["fwd_chain"] < row["fwd"] <= row["fwdbwd"]
+    assert row["best_peer_impl"] == "linen.GRUCell" and row["target"] == 2e-3 / roofline.TARGET_SPEEDUP
+    text = roofline.markdown(peak, rows, {"cpu_model": "x"}, "cmd", "r.json")
+    assert "| GRU | B=2 T=6 I=3 H=4 |" in text and "linen.GRUCell" in text
+    out = tmp_path / "roofline.json"
+    assert roofline.main(["--quick", "--reps", "1", "--no-report", "--json", str(out), "--results", str(tmp_path / "none.json")]) == 0
+    assert len(json.loads(out.read_text())["rows"]) == 3
