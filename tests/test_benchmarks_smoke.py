@@ -100,3 +100,15 @@ def test_roofline_runner_and_table(tmp_path):
     out = tmp_path / "roofline.json"
     assert roofline.main(["--quick", "--reps", "1", "--no-report", "--json", str(out), "--results", str(tmp_path / "none.json")]) == 0
     assert len(json.loads(out.read_text())["rows"]) == 3
+
+
+def test_interleaved_ab_runner_and_table(tmp_path):
+    """The A/B runner times every variant of a case and reports ratios to the first one."""
+    from benchmarks import ab
+
+    out = tmp_path / "ab.json"
+    assert ab.main(["--quick", "--rounds", "2", "--cells", "gru", "--no-report", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["variants"] == [{"unroll": 1}, {"unroll": 2}] and all(m > 0 for m in row["medians"])
+    text = ab.markdown([row], {"cpu_model": "x"}, "cmd")
+    assert '`{"unroll": 2}` ms' in text and "| GRU | B=2 T=5 I=3 H=4 | " in text and "(1.00)" in text

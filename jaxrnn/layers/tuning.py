@@ -1,7 +1,8 @@
 """How `RNN` lays out its loop on each backend when the user leaves the choice to it.
 
-Each default below is what the ablations in ``benchmarks/RESULTS.md`` ("hot path" and "loop
-defaults", ``python -m benchmarks.hot_path``) measured on XLA:CPU; on GPU / TPU the defaults follow
+Each default below is what the ablations in ``benchmarks/RESULTS.md`` measured on XLA:CPU ("Hot
+path": ``python -m benchmarks.hot_path``; "Loop defaults", an interleaved A/B: ``python -m
+benchmarks.ab``); on GPU / TPU the defaults follow
 the cuDNN layout (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946) and are not measured here.
 An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
 """

@@ -1,0 +1,117 @@
+"""Interleaved A/B timing of `jaxrnn.RNN` options: the evidence behind `jaxrnn.layers.tuning`.
+
+    python -m benchmarks.ab --json benchmarks/results/ab.json
+
+Differences of 10-20% are what a loop-layout choice is worth on XLA:CPU, and this machine's
+run-to-run drift is about as large. So the variants of one case are compiled first and then timed in
+turn, one call each per round, and each variant's median is divided by the first variant's median
+from the same rounds: drift hits all variants alike. Forward+backward (value_and_grad w.r.t.
+parameters and inputs), float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+from typing import Any
+
+import jax
+
+from benchmarks import environment, report
+from benchmarks.peers import jaxrnn_peer
+from benchmarks.peers.common import inputs
+from benchmarks.spec import Spec
+from benchmarks.timing import block, jax_case_functions
+
+# (question, shapes (B, T, I, H), variants): what `jaxrnn.layers.tuning` decides on CPU.
+STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]] = [
+    ("unroll for tiny steps", [(1, 1000, 8, 64), (1, 1000, 8, 128), (4, 1000, 8, 64), (32, 128, 32, 128)],
+     [{"unroll": 1}, {"unroll": 4}]),
+    ("fused backward vs autodiff by batch", [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512)],
+     [{"fused_backward": True}, {"fused_backward": False}]),
+]
+QUICK_STUDIES = [("smoke", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}])]
+
+
+def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warmup: int = 2) -> list[float]:
+    """Median forward+backward seconds of each variant, timed in alternation."""
+    xs = inputs(spec)
+    runs = []
+    for options in variants:
+        layer = jaxrnn_peer.layer_for(spec, **options)
+        params = layer.init(jax.random.key(0), spec.input_size)
+        _, forward_backward = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
+        compiled = jax.jit(forward_backward).lower(params, xs).compile()
+        runs.append(lambda compiled=compiled, params=params: block(compiled(params, xs)))
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for run, seconds in zip(runs, times):
+            t0 = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def study(studies: list, cells: list[str], *, rounds: int, log=print) -> list[dict]:
+    rows = []
+    for question, shapes, variants in studies:
+        for shape in shapes:
+            for cell in cells:
+                medians = interleaved(Spec(cell, *shape), variants, rounds=rounds)
+                row = {"question": question, "network": cell.upper(), "shape": Spec(cell, *shape).shape,
+                       "variants": variants, "medians": medians}
+                log(f"{question:36s} {row['network']:5s} {row['shape']:28s} " + "  ".join(
+                    f"{json.dumps(v)}: {m * 1e3:.2f} ms ({m / medians[0]:.2f})" for v, m in zip(variants, medians)))
+                rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], env: dict, command: str) -> str:
+    lines = [
+        f"## Loop defaults — interleaved A/B on {env.get('gpu') or env['cpu_model']}",
+        "",
+        f"Command: `{command}`. Forward+backward medians of alternating runs; in brackets each variant's "
+        "time over the first variant's. What `jaxrnn.layers.tuning` picks on this backend follows from "
+        "these rows.",
+        "",
+    ]
+    question = None
+    for r in rows:
+        if r["question"] != question:
+            question = r["question"]
+            names = [json.dumps(v) for v in r["variants"]]
+            lines += ["", f"**{question}**", "", "| network | shape | " + " | ".join(f"`{n}` ms" for n in names) + " |",
+                      "|---|---|" + "---|" * len(names)]
+        cells = [f"{m * 1e3:.3g} ({m / r['medians'][0]:.2f})" for m in r["medians"]]
+        lines.append(f"| {r['network']} | {r['shape']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=pathlib.Path)
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--cells", default="lstm,gru,rnn")
+    parser.add_argument("--quick", action="store_true", help="one tiny case, to check the runner works")
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    rows = study(QUICK_STUDIES if args.quick else STUDIES, args.cells.split(","), rounds=args.rounds)
+    env = environment.describe()
+    command = "python -m benchmarks.ab " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"environment": env, "command": command, "rows": rows}, indent=1))
+    if not args.no_report:
+        report.write_section("loop-defaults", markdown(rows, env, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
