@@ -2,8 +2,7 @@
 
 Each default below is what the ablations in ``benchmarks/RESULTS.md`` measured on XLA:CPU ("Hot
 path": ``python -m benchmarks.hot_path``; "Loop defaults", an interleaved A/B: ``python -m
-benchmarks.ab``); on GPU / TPU the defaults follow
-the cuDNN layout (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946) and are not measured here.
+benchmarks.ab``); on GPU / TPU the defaults follow the cuDNN layout (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946) and are not measured here.
 An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
 """
 
@@ -12,14 +11,16 @@ from __future__ import annotations
 import jax
 
 # XLA:CPU pays a fixed cost per loop iteration that only shows when a step is a few microseconds:
-# at (B=1, H=64) an unroll of 4 saved 15-23% of forward+backward; from about 64K multiply-adds per
-# step on, unrolling measured between 10% slower and 10% faster (noise), so it stays off there.
+# at (B=1, H=64) an unroll of 4 saved 16-24% of forward+backward in every run; at 32K-64K
+# multiply-adds per step ((1, 128), (4, 64)) it went from 14% faster to 12% slower between runs, and
+# at 2M ((32, 128)) it was 3-4% slower, so it stays off from just above 32K.
 _CPU_UNROLL = 4
 _CPU_UNROLL_MAX_STEP_MACS = 1 << 15
 
 # From a batch of about 128 rows the per-step weight-gradient GEMMs of plain autodiff are big enough
 # to run at full speed, and the fused backward's extra pass over the saved gate gradients costs more
-# than it saves: GRU / Elman forward+backward 9-17% faster with autodiff at B=128 and 256, LSTM even.
+# than it saves: GRU / Elman forward+backward 11-17% faster with autodiff at B=128 and 256, even at
+# B=64, 16% slower at B=32; LSTM within 3% throughout.
 _CPU_FUSED_MAX_BATCH = 127
 
 
