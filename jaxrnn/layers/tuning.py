@@ -2,8 +2,8 @@
 
 Each default below is what the ablations in ``benchmarks/RESULTS.md`` measured on XLA:CPU ("Hot
 path": ``python -m benchmarks.hot_path``; "Loop defaults", an interleaved A/B: ``python -m
-benchmarks.ab``); on GPU / TPU the defaults follow the cuDNN layout (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946) and are not measured here.
-An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
+benchmarks.ab``); on GPU / TPU the defaults follow the cuDNN layout (Appleyard, Kocisky & Blunsom
+2016, arXiv:1604.01946) and are not measured here. An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
 """
 
 from __future__ import annotations
