@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -175,3 +177,39 @@ def test_probe_zero_is_identity_and_gives_dl_dh():
         return jnp.sum(head[:, :t] ** 2) + jnp.sum(h_t**2) + jnp.sum(tail**2) + jnp.sum(final.c)
 
     np.testing.assert_allclose(g_probe[:, t], jax.grad(loss_from_h)(carry_t.h), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options,remat",
+    [
+        ({"time_major": True}, True),  # k = 2: three chunks and a short one
+        ({"time_major": True, "reverse": True}, 3),
+        ({"dropout": 0.3, "recurrent_dropout": 0.2}, 2),
+        ({"zoneout": 0.25, "reverse": True}, 5),  # one chunk and a short one, met first
+        ({}, 50),  # k > T: one chunk
+    ],
+    ids=["time-major", "time-major-reverse", "dropouts", "zoneout-reverse", "k-above-T"],
+)
+def test_remat_chunks_equal_one_scan_in_every_layout(options, remat):
+    """remat slices each chunk out of the caller's layout (and runs T mod k steps as a short chunk):
+    values and gradients w.r.t. params, inputs, initial carry and the probe match the plain scan,
+    with lengths, noise keys and two batch dimensions."""
+    cell = jaxrnn.LSTM(H)
+    params = jax.tree.map(lambda a: a + 0.1, cell.init(jax.random.key(0), F))
+    time_major = options.get("time_major", False)
+    shape = (7, 2, 3, F) if time_major else (2, 3, 7, F)
+    xs = jax.random.normal(jax.random.key(1), shape)
+    probe = jnp.zeros((*shape[:-1], H))
+    carry = jax.tree.map(lambda c: c + 0.3, cell.initial_carry(params, (2, 3)))
+    lengths = jnp.array([[7, 4, 0], [6, 7, 1]])
+    key = jax.random.key(2) if "dropout" in options or "zoneout" in options else None
+
+    def loss(layer, *args):
+        ys, final = layer.apply(args[0], args[1], lengths=lengths, carry=args[2], probe=args[3], key=key)
+        return jnp.sum(jnp.sin(ys) * ys) + sum(jnp.sum(jnp.cos(c)) for c in jax.tree.leaves(final))
+
+    grads = [
+        jax.jit(jax.value_and_grad(functools.partial(loss, layer), argnums=(0, 1, 2, 3)))(params, xs, carry, probe)
+        for layer in (jaxrnn.RNN(cell, **options), jaxrnn.RNN(cell, remat=remat, **options))
+    ]
+    _assert_tree_close(*grads, atol=2e-5)

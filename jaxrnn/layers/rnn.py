@@ -295,29 +295,36 @@ class RNN:
         batch = math.prod(batch_shape)
         nb = len(batch_shape)
 
-        # Work time-major on one flat batch axis: [T, B, F]. The loop then slices its leading axis.
+        # One flat batch axis. The loop works time-major, [T, B, F]; with remat each chunk is sliced
+        # out of the inputs in their own layout, so no transposed copy of the whole sequence (or of
+        # its gradient) is ever held: that copy alone outweighs what remat keeps.
+        time_axis = 0 if self.time_major else 1
+        chunked = bool(self.remat) and self.method == "sequential" and num_steps > 0
         if self.time_major:
-            xs_tm = xs.reshape(num_steps, batch, *step_shape)
+            xs = xs.reshape(num_steps, batch, *step_shape)
         else:
-            xs_tm = jnp.swapaxes(xs.reshape(batch, num_steps, *step_shape), 0, 1)
+            xs = xs.reshape(batch, num_steps, *step_shape)
         carry = jax.tree.map(lambda c: c.reshape(batch, *c.shape[nb:]), carry)
-        in_mask, rec_mask, zone_masks = self._draw_noise(key, xs_tm, carry)
-        if in_mask is not None:
-            xs_tm = xs_tm * in_mask
+        in_mask, rec_mask, zone_masks = self._draw_noise(key, num_steps, (batch, *step_shape), xs.dtype, carry)
         valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths.reshape(1, batch)  # [T, B]
         if probe is not None:
-            out_tail = probe.shape[xs.ndim - nf :]
-            probe = probe.reshape(num_steps, batch, *out_tail) if self.time_major else jnp.swapaxes(
-                probe.reshape(batch, num_steps, *out_tail), 0, 1
-            )
+            probe = probe.reshape(*xs.shape[:2], *probe.shape[nb + 1 :])
         zone_rates = None if self.zoneout == 0.0 else noise.zoneout_rates("RNN.apply", self.zoneout, carry)
         finish = functools.partial(_finish_step, cell, zone_rates)
-        if self.method == "sequential" or num_steps == 0:  # zero steps: nothing to parallelise
+        if chunked:
             segment = functools.partial(self._scan_segment, params, finish, rec_mask)
-            final, ys = self._scan_in_chunks(segment, carry, (xs_tm, valid, probe, zone_masks))
+            final, ys = self._scan_in_chunks(segment, carry, (xs, valid, probe, zone_masks), time_axis, in_mask)
             info = NewtonInfo.exact() if with_info else None
-        else:  # parallel in time (jaxrnn.parallel)
-            final, ys, info = evaluate(self, params, finish, rec_mask, carry, (xs_tm, valid, probe, zone_masks))
+        else:
+            xs_tm, probe_tm = (xs, probe) if self.time_major else (jnp.swapaxes(xs, 0, 1), _swap_01(probe))
+            if in_mask is not None:
+                xs_tm = xs_tm * in_mask
+            scanned = (xs_tm, valid, probe_tm, zone_masks)
+            if self.method == "sequential" or num_steps == 0:  # zero steps: nothing to parallelise
+                final, ys = self._scan_segment(params, finish, rec_mask, carry, scanned)
+                info = NewtonInfo.exact() if with_info else None
+            else:  # parallel in time (jaxrnn.parallel)
+                final, ys, info = evaluate(self, params, finish, rec_mask, carry, scanned)
         if valid is not None:
             ys = jnp.where(valid.reshape(valid.shape + (1,) * (ys.ndim - 2)), ys, 0)
 
@@ -361,43 +368,77 @@ class RNN:
         kernel = params.get("w_hh") if self.cell.num_feature_axes == 1 and isinstance(params, dict) else None
         return default_unroll(batch, None if kernel is None else kernel.size)
 
-    def _scan_in_chunks(self, segment: Any, carry: Carry, scanned: tuple) -> tuple[Carry, Array]:
-        """`segment` over all steps, or with ``remat`` over chunks of k steps under ``jax.checkpoint``:
-        the forward keeps only the carry at each chunk boundary and the backward recomputes one
-        chunk at a time (Chen et al. 2016, "Training deep nets with sublinear memory cost")."""
-        if not self.remat:
-            return segment(carry, scanned)
-        xs, valid, probe, zone_masks = scanned
-        num_steps, batch = xs.shape[0], xs.shape[1]
-        k = max(1, math.isqrt(num_steps)) if self.remat is True else int(self.remat)
-        chunks = -(-num_steps // k)
-        pad = chunks * k - num_steps
-        if valid is None:
-            valid = jnp.ones((num_steps, batch), bool)  # the padding steps must not move the carry
+    def _scan_in_chunks(
+        self, segment: Any, carry: Carry, scanned: tuple, time_axis: int, in_mask: Array | None
+    ) -> tuple[Carry, Array]:
+        """``remat``: `segment` over chunks of k steps under ``jax.checkpoint``. The forward keeps only
+        the carry at each chunk boundary and the backward recomputes one chunk at a time (Chen et al.
+        2016, "Training deep nets with sublinear memory cost").
 
-        def split(a: Array) -> Array:
-            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-            return a.reshape(chunks, k, *a.shape[1:])
+        ``scanned`` is ``(xs, valid, probe, zoneout masks)``; ``xs`` and ``probe`` have time on
+        ``time_axis`` (the caller's layout), the rest on axis 0. Each chunk is sliced out inside the
+        checkpointed body, so the gradient w.r.t. ``xs`` accumulates in place in its own layout. The
+        last ``T mod k`` steps run as one shorter chunk, so no input is ever padded.
+        """
+        xs = scanned[0]
+        num_steps = xs.shape[time_axis]
+        k = min(num_steps, max(1, math.isqrt(num_steps)) if self.remat is True else int(self.remat))
+        full, rest = divmod(num_steps, k)
+        axes = (time_axis, 0, time_axis, 0)
 
-        chunked = jax.tree.map(split, (xs, valid, probe, zone_masks))
-        final, ys = jax.lax.scan(jax.checkpoint(segment), carry, chunked, reverse=self.reverse)
-        return final, ys.reshape(chunks * k, *ys.shape[2:])[:num_steps]
+        def run(c: Carry, start: Any, size: int) -> tuple[Carry, Array]:
+            chunk = tuple(
+                jax.tree.map(lambda a, ax=ax: _time_major_slice(a, ax, start, size), part)
+                for part, ax in zip(scanned, axes)
+            )
+            if in_mask is not None:
+                chunk = (chunk[0] * in_mask, *chunk[1:])
+            return segment(c, chunk)
+
+        def full_chunks(c: Carry) -> tuple[Carry, Array]:
+            step = jax.checkpoint(lambda c, i: run(c, i * k, k))
+            c, ys = jax.lax.scan(step, c, jnp.arange(full), reverse=self.reverse)
+            return c, ys.reshape(full * k, *ys.shape[2:])
+
+        def last_chunk(c: Carry) -> tuple[Carry, Array]:
+            return jax.checkpoint(lambda c: run(c, full * k, rest))(c)
+
+        if not rest:
+            return full_chunks(carry)
+        if self.reverse:  # the short chunk holds the last steps: a reverse scan meets it first
+            carry, ys_last = last_chunk(carry)
+            carry, ys = full_chunks(carry)
+        else:
+            carry, ys = full_chunks(carry)
+            carry, ys_last = last_chunk(carry)
+        return carry, jnp.concatenate([ys, ys_last])
 
     def _draw_noise(
-        self, key: PRNGKey | None, xs_tm: Array, carry: Carry
+        self, key: PRNGKey | None, num_steps: int, row_shape: tuple[int, ...], dtype: Any, carry: Carry
     ) -> tuple[Array | None, Array | None, Carry | None]:
-        """Training noise for one call: input and recurrent dropout masks (one per sequence, [B, ...])
-        and zoneout keep-masks ([T, B, ...] per carry leaf); all None without a key."""
+        """Training noise for one call: the input dropout mask (one per sequence, ``row_shape`` =
+        ``(B, *step)``), the recurrent dropout mask (``[B, H]``) and zoneout keep-masks ([T, B, ...]
+        per carry leaf); all None without a key."""
         if key is None:
             return None, None, None
         k_in, k_rec, k_zone = jax.random.split(key, 3)
         in_mask = rec_mask = zone_masks = None
         if self.dropout > 0.0:
-            in_mask = noise.dropout_mask(k_in, self.dropout, xs_tm.shape[1:], xs_tm.dtype)
+            in_mask = noise.dropout_mask(k_in, self.dropout, row_shape, dtype)
         if self.recurrent_dropout > 0.0:
             h = self.cell.hidden(carry)
             rec_mask = noise.dropout_mask(k_rec, self.recurrent_dropout, h.shape, h.dtype)
         if self.zoneout != 0.0:
             rates = noise.zoneout_rates("RNN.apply", self.zoneout, carry)
-            zone_masks = noise.zoneout_masks(k_zone, rates, carry, xs_tm.shape[0])
+            zone_masks = noise.zoneout_masks(k_zone, rates, carry, num_steps)
         return in_mask, rec_mask, zone_masks
+
+
+def _swap_01(a: Array | None) -> Array | None:
+    return None if a is None else jnp.swapaxes(a, 0, 1)
+
+
+def _time_major_slice(a: Array, axis: int, start: Any, size: int) -> Array:
+    """Steps ``[start, start + size)`` of `a` along its time `axis`, time first."""
+    a = jax.lax.dynamic_slice_in_dim(a, start, size, axis=axis)
+    return a if axis == 0 else jnp.swapaxes(a, 0, axis)
