@@ -84,12 +84,17 @@ def test_sharded_step_reports_the_global_loss_and_gradient_norm(four):
     assert st["state_replicated"] and st["metrics_replicated"]
 
 
+# Max abs difference between a 4-device run and the single-device run, per history entry: float32
+# round-off from a different reduction order (gradient norms and profiles are sums of squares).
+SHARDED_VS_SINGLE_TOLERANCES = {"loss": 1e-6, "grad_norm": 1e-5, "update_ratio": 1e-7, "eval_loss": 1e-6,
+                                "profile": 1e-4, "layer_grad_norms": 1e-5, "params": 1e-6, "opt_state": 1e-6}
+
+
 def test_sharded_fit_equals_single_device_fit(four):
     f = four["fit"]
     np.testing.assert_allclose(f["sharded_loss"], f["single_loss"], rtol=1e-6, atol=1e-7)
     assert f["clipped_equal"]
-    for key, tol in (("loss", 1e-6), ("grad_norm", 1e-5), ("update_ratio", 1e-7), ("eval_loss", 1e-6),
-                     ("profile", 1e-4), ("layer_grad_norms", 1e-5), ("params", 1e-6), ("opt_state", 1e-6)):
+    for key, tol in SHARDED_VS_SINGLE_TOLERANCES.items():
         assert f["diffs"][key] <= tol, (key, f["diffs"][key])
     assert f["params_replicated"]
 
@@ -101,7 +106,8 @@ def test_sharded_checkpoint_resume(four):
     # The same compiled sharded step on the same batches: identical to the last bit.
     assert all(v == 0.0 for v in f["resumed_vs_uninterrupted"].values()), f["resumed_vs_uninterrupted"]
     # A single-device checkpoint resumed on 4 devices continues the single-device run.
-    assert max(f["moved_vs_single"].values()) <= 1e-6, f["moved_vs_single"]
+    for key, tol in SHARDED_VS_SINGLE_TOLERANCES.items():
+        assert f["moved_vs_single"][key] <= tol, (key, f["moved_vs_single"][key])
 
 
 def test_sharded_errors_and_nonfinite_stop(four):
