@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import statistics
 import sys
-import time
 from typing import Any
 
 import jax
@@ -25,7 +23,7 @@ from benchmarks import environment, report
 from benchmarks.peers import jaxrnn_peer
 from benchmarks.peers.common import inputs
 from benchmarks.spec import Spec
-from benchmarks.timing import block, jax_case_functions
+from benchmarks.timing import block, jax_case_functions, measure_interleaved
 
 # (question, shapes (B, T, I, H), variants): what `jaxrnn.layers.tuning` decides on CPU.
 STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]] = [
@@ -47,16 +45,7 @@ def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warm
         _, forward_backward = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
         compiled = jax.jit(forward_backward).lower(params, xs).compile()
         runs.append(lambda compiled=compiled, params=params: block(compiled(params, xs)))
-    for run in runs:
-        for _ in range(warmup):
-            run()
-    times: list[list[float]] = [[] for _ in runs]
-    for _ in range(rounds):
-        for run, seconds in zip(runs, times):
-            t0 = time.perf_counter()
-            run()
-            seconds.append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup)]
 
 
 def study(studies: list, cells: list[str], *, rounds: int, log=print) -> list[dict]:

@@ -97,7 +97,9 @@ def markdown(suite: str, env: dict[str, Any], results: list[dict[str, Any]], com
     head = [
         f"## Suite `{suite}` — {device}",
         "",
-        f"Command: `{command}`. Times are medians of repeated runs after warm-up (min–max in brackets), "
+        f"Command: `{command}`. Times are medians of repeated runs after warm-up (min–max in brackets); all "
+        "implementations of a shape are compiled first and then timed in turn, one call each per round, so "
+        "the machine's drift falls on all of them alike and stays out of the ratios; "
         "forward and forward+backward (value_and_grad w.r.t. params and inputs), jitted; compile time and "
         "XLA's peak-memory estimate (arguments + outputs + temporaries) are reported apart. "
         "Ratios are jaxrnn time / other time: **below 1 means jaxrnn is faster**.",

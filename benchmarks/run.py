@@ -20,21 +20,25 @@ from typing import Any
 from benchmarks import environment, report, suites
 from benchmarks.peers import ALL
 from benchmarks.spec import Unsupported
-from benchmarks.timing import measure
+from benchmarks.timing import measure_interleaved
 
 
 def run(specs, *, reps: int, warmup: int, families: set[str] | None = None, log=print) -> list[dict[str, Any]]:
-    """Times every selected peer family on every spec; returns one entry per (spec, impl)."""
+    """Times every selected peer family on every spec; returns one entry per (spec, impl).
+
+    All implementations of one spec are built (compiled) first and then timed in turn, one call each
+    per round (`measure_interleaved`), so the machine's drift does not enter the ratios."""
     results = []
     for spec in specs:
         log(f"== {spec.network} {spec.shape} {spec.dtype}")
+        entries, cases = [], []
         for peer in ALL:
             if families and peer.FAMILY not in families:
                 continue
             base = {"network": spec.network, "shape": spec.shape, "dtype": spec.dtype, "family": peer.FAMILY,
                     "spec": spec.__dict__}
             try:
-                cases = peer.build(spec)
+                built = peer.build(spec)
             except Unsupported as why:
                 results.append({**base, "impl": peer.FAMILY, "skipped": str(why)})
                 continue
@@ -42,14 +46,19 @@ def run(specs, *, reps: int, warmup: int, families: set[str] | None = None, log=
                 results.append({**base, "impl": peer.FAMILY, "skipped": f"error: {type(err).__name__}: {err}"})
                 traceback.print_exc()
                 continue
-            for case in cases:
-                entry = {**base, "impl": case.impl, "compile_seconds": case.compile_seconds,
-                         "memory_bytes": case.memory_bytes, "note": case.note}
-                for mode, fn in (("fwd", case.forward), ("fwdbwd", case.forward_backward)):
-                    entry[mode] = measure(fn, reps=reps, warmup=warmup)
-                log(f"   {case.impl:32s} fwd {entry['fwd']['median']*1e3:9.3f} ms   f+b {entry['fwdbwd']['median']*1e3:9.3f} ms")
-                results.append(entry)
-            gc.collect()
+            for case in built:
+                entries.append({**base, "impl": case.impl, "compile_seconds": case.compile_seconds,
+                                "memory_bytes": case.memory_bytes, "note": case.note})
+                cases.append(case)
+        for mode in ("fwd", "fwdbwd"):
+            fns = [case.forward if mode == "fwd" else case.forward_backward for case in cases]
+            for entry, stats in zip(entries, measure_interleaved(fns, reps=reps, warmup=warmup)):
+                entry[mode] = stats
+        for entry in entries:
+            log(f"   {entry['impl']:32s} fwd {entry['fwd']['median']*1e3:9.3f} ms   f+b {entry['fwdbwd']['median']*1e3:9.3f} ms")
+        results += entries
+        del cases
+        gc.collect()
     return results
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -21,21 +21,29 @@ def block(tree: Any) -> Any:
 
 def measure(fn: Callable[[], Any], *, reps: int, warmup: int) -> dict[str, float]:
     """Runs `fn` `warmup` times untimed, then `reps` timed runs; returns seconds and the load seen."""
-    for _ in range(warmup):
-        fn()
+    return measure_interleaved([fn], reps=reps, warmup=warmup)[0]
+
+
+def measure_interleaved(fns: Sequence[Callable[[], Any]], *, reps: int, warmup: int) -> list[dict[str, float]]:
+    """`measure` for several functions at once, timed in turn: each round calls every function once.
+
+    On a shared machine the speed drifts by 10-30% over minutes; timing one function after another
+    would put that drift into their ratios, while rounds spread it over all of them alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
     load_before = os.getloadavg()[0]
-    times = []
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "reps": reps,
-        "load_avg_1min": max(load_before, os.getloadavg()[0]),
-    }
+        for fn, seconds in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - t0)
+    load = max(load_before, os.getloadavg()[0])
+    return [
+        {"median": statistics.median(t), "min": min(t), "max": max(t), "reps": reps, "load_avg_1min": load}
+        for t in times
+    ]
 
 
 def compile_jax(fn: Callable, *args: Any) -> tuple[Callable, dict[str, float], dict[str, int]]:
