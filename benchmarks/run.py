@@ -23,7 +23,7 @@ from benchmarks.spec import Unsupported
 from benchmarks.timing import measure_interleaved
 
 
-def run(specs, *, reps: int, warmup: int, families: set[str] | None = None, log=print) -> list[dict[str, Any]]:
+def run(specs, *, reps: int, warmup: int, min_seconds: float = 0.0, families: set[str] | None = None, log=print) -> list[dict[str, Any]]:
     """Times every selected peer family on every spec; returns one entry per (spec, impl).
 
     All implementations of one spec are built (compiled) first and then timed in turn, one call each
@@ -52,7 +52,7 @@ def run(specs, *, reps: int, warmup: int, families: set[str] | None = None, log=
                 cases.append(case)
         for mode in ("fwd", "fwdbwd"):
             fns = [case.forward if mode == "fwd" else case.forward_backward for case in cases]
-            for entry, stats in zip(entries, measure_interleaved(fns, reps=reps, warmup=warmup)):
+            for entry, stats in zip(entries, measure_interleaved(fns, reps=reps, warmup=warmup, min_seconds=min_seconds)):
                 entry[mode] = stats
         for entry in entries:
             log(f"   {entry['impl']:32s} fwd {entry['fwd']['median']*1e3:9.3f} ms   f+b {entry['fwdbwd']['median']*1e3:9.3f} ms")
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=pathlib.Path, help="write raw results here")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-seconds", type=float, default=5.0,
+                        help="per shape and mode, keep timing rounds (up to 20x --reps) until this long")
     parser.add_argument(
         "--families", default="",
         help="comma-separated peer families to run (default: all): " + ",".join(p.FAMILY for p in ALL),
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     families = set(args.families.split(",")) - {""} or None
     env = environment.describe()
     started = time.time()
-    results = run(specs, reps=args.reps, warmup=args.warmup, families=families)
+    results = run(specs, reps=args.reps, warmup=args.warmup, min_seconds=args.min_seconds, families=families)
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     payload = {"suite": args.suite, "command": command, "environment": env, "wall_seconds": time.time() - started,
                "results": results}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -24,24 +25,32 @@ def measure(fn: Callable[[], Any], *, reps: int, warmup: int) -> dict[str, float
     return measure_interleaved([fn], reps=reps, warmup=warmup)[0]
 
 
-def measure_interleaved(fns: Sequence[Callable[[], Any]], *, reps: int, warmup: int) -> list[dict[str, float]]:
+def measure_interleaved(
+    fns: Sequence[Callable[[], Any]], *, reps: int, warmup: int, min_seconds: float = 0.0
+) -> list[dict[str, float]]:
     """`measure` for several functions at once, timed in turn: each round calls every function once.
 
     On a shared machine the speed drifts by 10-30% over minutes; timing one function after another
-    would put that drift into their ratios, while rounds spread it over all of them alike."""
+    would put that drift into their ratios, while rounds spread it over all of them alike. At least
+    `reps` rounds, more (up to 20x) until about `min_seconds` are spent: millisecond calls scatter
+    by 2x here, and only many rounds make their medians repeatable. At least one warm-up call (it
+    also times a round)."""
+    t0 = time.perf_counter()
     for fn in fns:
-        for _ in range(warmup):
+        for _ in range(max(warmup, 1)):
             fn()
+    round_seconds = (time.perf_counter() - t0) / max(warmup, 1)
+    rounds = max(reps, min(20 * reps, math.ceil(min_seconds / max(round_seconds, 1e-9))))
     load_before = os.getloadavg()[0]
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(reps):
+    for _ in range(rounds):
         for fn, seconds in zip(fns, times):
             t0 = time.perf_counter()
             fn()
             seconds.append(time.perf_counter() - t0)
     load = max(load_before, os.getloadavg()[0])
     return [
-        {"median": statistics.median(t), "min": min(t), "max": max(t), "reps": reps, "load_avg_1min": load}
+        {"median": statistics.median(t), "min": min(t), "max": max(t), "reps": rounds, "load_avg_1min": load}
         for t in times
     ]
 
