@@ -23,7 +23,7 @@ from benchmarks import environment, report
 from benchmarks.peers import jaxrnn_peer
 from benchmarks.peers.common import inputs
 from benchmarks.spec import Spec
-from benchmarks.timing import block, jax_case_functions, measure_interleaved
+from benchmarks.timing import block, compile_jax, jax_case_functions, measure_interleaved
 
 # (question, shapes (B, T, I, H), variants): what `jaxrnn.layers.tuning` decides on CPU.
 STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]] = [
@@ -43,7 +43,7 @@ def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warm
         layer = jaxrnn_peer.layer_for(spec, **options)
         params = layer.init(jax.random.key(0), spec.input_size)
         _, forward_backward = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
-        compiled = jax.jit(forward_backward).lower(params, xs).compile()
+        compiled = compile_jax(forward_backward, params, xs)[0]
         runs.append(lambda compiled=compiled, params=params: block(compiled(params, xs)))
     return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup)]
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import statistics
 import sys
-import time
 from typing import Any
 
 import jax
@@ -32,6 +30,7 @@ import jax.numpy as jnp
 from benchmarks import environment, report
 from benchmarks.spec import Spec
 from benchmarks.suites import CPU_SHAPES
+from benchmarks.timing import block, compile_jax, measure
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 PEAK_SHAPES = [(2048, 2048, 2048), (4096, 512, 2048), (16384, 512, 1536)]  # (M, K, N)
@@ -39,14 +38,8 @@ TARGET_SPEEDUP = 1.5
 
 
 def _median_seconds(fn: Any, *args: Any, reps: int) -> float:
-    compiled = jax.jit(fn).lower(*args).compile()
-    jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    compiled = compile_jax(fn, *args)[0]
+    return measure(lambda: block(compiled(*args)), reps=reps, warmup=1)["median"]
 
 
 def peak_flops(shapes: list[tuple[int, int, int]] = PEAK_SHAPES, *, reps: int = 5) -> float:
