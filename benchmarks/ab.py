@@ -32,6 +32,14 @@ STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]]
     ("fused backward vs autodiff by batch", [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512)],
      [{"fused_backward": True}, {"fused_backward": False}]),
 ]
+# The same questions on a GPU, where the cuDNN layout (hoisted input GEMM, fused backward) is the default
+# and a loop iteration costs microseconds of launch and host-side loop control.
+G1 = (16, 1024, 768, 768)
+GPU_STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]] = [
+    ("unroll on GPU", [G1], [{"unroll": 1}, {"unroll": 4}, {"unroll": 8}, {"unroll": 16}]),
+    ("fused backward vs autodiff on GPU", [G1, (256, 256, 2048, 2048)], [{"fused_backward": True}, {"fused_backward": False}]),
+    ("hoisted input GEMM on GPU", [G1], [{"hoist": True}, {"hoist": False}]),
+]
 QUICK_STUDIES = [("smoke", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}])]
 
 
@@ -48,7 +56,7 @@ def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warm
     return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup)]
 
 
-def study(studies: list, cells: list[str], *, rounds: int, log=print) -> list[dict]:
+def study(studies: list, cells: list[str], *, rounds: int, log=print, after_row=None) -> list[dict]:
     rows = []
     for question, shapes, variants in studies:
         for shape in shapes:
@@ -59,6 +67,8 @@ def study(studies: list, cells: list[str], *, rounds: int, log=print) -> list[di
                 log(f"{question:36s} {row['network']:5s} {row['shape']:28s} " + "  ".join(
                     f"{json.dumps(v)}: {m * 1e3:.2f} ms ({m / medians[0]:.2f})" for v, m in zip(variants, medians)))
                 rows.append(row)
+                if after_row is not None:  # a run cut off by a time limit keeps what it had
+                    after_row(rows)
     return rows
 
 
@@ -89,16 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--cells", default="lstm,gru,rnn")
     parser.add_argument("--quick", action="store_true", help="one tiny case, to check the runner works")
+    parser.add_argument("--gpu", action="store_true", help="the GPU studies (G1 = the cuDNN anchor shape)")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
-    rows = study(QUICK_STUDIES if args.quick else STUDIES, args.cells.split(","), rounds=args.rounds)
     env = environment.describe()
     command = "python -m benchmarks.ab " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"environment": env, "command": command, "rows": rows}, indent=1))
+
+    def save(rows: list[dict]) -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"environment": env, "command": command, "rows": rows}, indent=1))
+
+    studies = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
+    rows = study(studies, args.cells.split(","), rounds=args.rounds, after_row=save)
+    save(rows)
     if not args.no_report:
-        report.write_section("loop-defaults", markdown(rows, env, command))
+        report.write_section("loop-defaults-gpu" if args.gpu else "loop-defaults", markdown(rows, env, command))
     return 0
 
 

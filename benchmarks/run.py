@@ -15,7 +15,7 @@ import pathlib
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks import environment, report, suites
 from benchmarks.peers import ALL
@@ -23,11 +23,13 @@ from benchmarks.spec import Unsupported
 from benchmarks.timing import measure_interleaved
 
 
-def run(specs, *, reps: int, warmup: int, min_seconds: float = 0.0, families: set[str] | None = None, log=print) -> list[dict[str, Any]]:
+def run(specs, *, reps: int, warmup: int, min_seconds: float = 0.0, families: set[str] | None = None, log=print,
+        after_spec: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """Times every selected peer family on every spec; returns one entry per (spec, impl).
 
     All implementations of one spec are built (compiled) first and then timed in turn, one call each
-    per round (`measure_interleaved`), so the machine's drift does not enter the ratios."""
+    per round (`measure_interleaved`), so the machine's drift does not enter the ratios.
+    `after_spec(results_so_far)` runs after each spec: a run cut off by a time limit keeps what it had."""
     results = []
     for spec in specs:
         log(f"== {spec.network} {spec.shape} {spec.dtype}")
@@ -50,15 +52,24 @@ def run(specs, *, reps: int, warmup: int, min_seconds: float = 0.0, families: se
                 entries.append({**base, "impl": case.impl, "compile_seconds": case.compile_seconds,
                                 "memory_bytes": case.memory_bytes, "note": case.note})
                 cases.append(case)
-        for mode in ("fwd", "fwdbwd"):
-            fns = [case.forward if mode == "fwd" else case.forward_backward for case in cases]
-            for entry, stats in zip(entries, measure_interleaved(fns, reps=reps, warmup=warmup, min_seconds=min_seconds)):
-                entry[mode] = stats
+        try:
+            for mode in ("fwd", "fwdbwd"):
+                fns = [case.forward if mode == "fwd" else case.forward_backward for case in cases]
+                for entry, stats in zip(entries, measure_interleaved(fns, reps=reps, warmup=warmup, min_seconds=min_seconds)):
+                    entry[mode] = stats
+        except Exception as err:  # e.g. out of device memory: report the spec, go on with the next
+            traceback.print_exc()
+            results += [{**e, "impl": e["impl"], "skipped": f"timing failed: {type(err).__name__}: {err}"} for e in entries]
+            del cases
+            gc.collect()
+            continue
         for entry in entries:
             log(f"   {entry['impl']:32s} fwd {entry['fwd']['median']*1e3:9.3f} ms   f+b {entry['fwdbwd']['median']*1e3:9.3f} ms")
         results += entries
         del cases
         gc.collect()
+        if after_spec is not None:
+            after_spec(results)
     return results
 
 
@@ -87,13 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     families = set(args.families.split(",")) - {""} or None
     env = environment.describe()
     started = time.time()
-    results = run(specs, reps=args.reps, warmup=args.warmup, min_seconds=args.min_seconds, families=families)
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    payload = {"suite": args.suite, "command": command, "environment": env, "wall_seconds": time.time() - started,
-               "results": results}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1))
+
+    def save(results: list[dict[str, Any]]) -> None:
+        if args.json:
+            payload = {"suite": args.suite, "command": command, "environment": env,
+                       "wall_seconds": time.time() - started, "results": results}
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(payload, indent=1))
+
+    results = run(specs, reps=args.reps, warmup=args.warmup, min_seconds=args.min_seconds, families=families,
+                  after_spec=save)
+    save(results)
     text = report.markdown(args.suite, env, results, command)
     if not args.no_report:
         report.write_section(args.suite, text)

@@ -102,3 +102,40 @@ def test_fused_directions_equal_two_scans(cell):
 def test_fused_directions_need_one_shared_config():
     with pytest.raises(ValueError, match="fuse_directions=True needs"):
         jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(3)), jaxrnn.RNN(jaxrnn.GRU(3)), fuse_directions=True)
+
+
+def test_fuse_directions_none_follows_the_backend_where_results_stay_the_same(monkeypatch):
+    """fuse_directions=None fuses where the backend gains from it (GPU / TPU) and only for configs
+    whose results one scan reproduces exactly; True / False are kept as given."""
+    from jaxrnn.layers import bidirectional
+
+    plain = jaxrnn.RNN(jaxrnn.LSTM(H))
+    assert jaxrnn.Bidirectional(plain).runs_in_one_scan() is (jax.default_backend() != "cpu")
+    assert jaxrnn.Bidirectional(plain, fuse_directions=True).runs_in_one_scan()
+    assert not jaxrnn.Bidirectional(plain, fuse_directions=False).runs_in_one_scan()
+
+    monkeypatch.setattr(bidirectional, "default_fuse_directions", lambda: True)
+    assert jaxrnn.Bidirectional(plain).runs_in_one_scan()
+    assert jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(H), dropout=0.1)).runs_in_one_scan()
+    for unfusable in (
+        jaxrnn.Bidirectional(plain, jaxrnn.RNN(jaxrnn.GRU(H))),  # two configs
+        jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(H), zoneout=0.1)),  # per-step masks would be reordered
+        jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(H), time_major=True)),
+        jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.GRU(H), method="deer")),
+    ):
+        assert not unfusable.runs_in_one_scan()
+
+    # the auto-fused layer gives what two scans give (outputs and gradients)
+    auto, two = jaxrnn.Bidirectional(plain), jaxrnn.Bidirectional(plain, fuse_directions=False)
+    params = two.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (2, 6, F))
+    lengths = jnp.array([6, 3])
+    loss = lambda layer, p: jnp.sum(jnp.sin(layer.apply(p, xs, lengths=lengths)[0]))  # noqa: E731
+    for a, b in zip(jax.tree.leaves(jax.value_and_grad(lambda p: loss(auto, p))(params)),
+                    jax.tree.leaves(jax.value_and_grad(lambda p: loss(two, p))(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fuse_directions_must_be_none_or_bool():
+    with pytest.raises(TypeError, match="'fuse_directions' must be None or a bool, got 1"):
+        jaxrnn.Bidirectional(jaxrnn.RNN(jaxrnn.LSTM(H)), fuse_directions=1)

@@ -23,6 +23,16 @@ def test_cpu_rules():
     assert tuning.default_fused_backward(32) and tuning.default_fused_backward(127)
     assert not tuning.default_fused_backward(128) and not tuning.default_fused_backward(256)
     assert not tuning.default_hoist()
+    assert not tuning.default_fuse_directions()
+
+
+def test_gpu_rules(monkeypatch):
+    """What GPU / TPU get (measured on an H100: benchmarks/RESULTS.md, "Loop defaults" on GPU)."""
+    monkeypatch.setattr(tuning, "_on_cpu", lambda: False)
+    assert tuning.default_unroll(1, 64 * 4 * 64) == 8 and tuning.default_unroll(256, 2048 * 4 * 2048) == 8
+    assert tuning.default_unroll(16, None) == 1  # no dense recurrent kernel (convolutional cells)
+    assert tuning.default_hoist() and tuning.default_fused_backward(16) and tuning.default_fused_backward(4096)
+    assert tuning.default_fuse_directions()
 
 
 def test_scan_unroll_resolves_none_and_keeps_explicit():

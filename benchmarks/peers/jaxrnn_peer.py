@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 
 import jaxrnn
+from jaxrnn.layers.tuning import default_fuse_directions
 from benchmarks.peers.common import inputs, jax_dtype, make_jax_case
 from benchmarks.spec import Case, Spec
 
@@ -20,11 +21,15 @@ def layer_for(spec: Spec, *, fuse_directions: bool = False, **rnn_options) -> ob
 
 
 def build(spec: Spec) -> list[Case]:
-    """jaxrnn with its defaults, plus the opt-in variants whose default is decided per backend by these
-    numbers (both directions in one scan for bidirectional networks)."""
+    """jaxrnn with its defaults, plus the variants whose default is decided per backend by these numbers:
+    for bidirectional networks the other choice of `fuse_directions` (both directions in one scan or
+    two); on GPU / TPU, the loop not unrolled, to show what the default unroll of 8 buys."""
     variants = {"jaxrnn": {}}
-    if spec.bidirectional:
-        variants["jaxrnn[fuse_directions]"] = {"fuse_directions": True}
+    if spec.bidirectional:  # the other choice than this backend's default
+        fuse = not default_fuse_directions()
+        variants[f"jaxrnn[fuse_directions={fuse}]"] = {"fuse_directions": fuse}
+    if jax.default_backend() != "cpu":
+        variants["jaxrnn[unroll=1]"] = {"unroll": 1}
     xs = inputs(spec)
     cases = []
     for name, options in variants.items():
