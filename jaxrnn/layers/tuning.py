@@ -20,8 +20,8 @@ _CPU_UNROLL_MAX_STEP_MACS = 1 << 15
 
 # XLA:GPU runs a while loop's control on the host, a few microseconds per iteration on top of each
 # step's kernel launches; on an H100 (benchmarks/RESULTS.md, "Loop defaults" on GPU and the gpu suite)
-# an unroll of 8 cut forward+backward by 8-54% at every GPU shape and dtype, 16 by a few % more at
-# (16, 1024, 768, 768) for a longer compile.
+# an unroll of 8 cut forward+backward by 5-40% at every GPU shape and dtype (by 31-49% at
+# (16, 1024, 768, 768) in the A/B), 16 by 3-7% more there, for a longer compile.
 _GPU_UNROLL = 8
 
 # From a batch of about 128 rows the per-step weight-gradient GEMMs of plain autodiff are big enough
