@@ -45,7 +45,8 @@ class RNN:
       reverse: run from the last valid step to the first. With ``lengths`` each sequence starts at
         its own last valid step, and outputs stay at their input positions (padding at the end).
       unroll: ``lax.scan``'s unroll factor (an int >= 1, or True for a full unroll). None picks per
-        backend and step size (`jaxrnn.layers.tuning.default_unroll`: 4 on CPU for tiny steps, else 1).
+        backend and step size (`jaxrnn.layers.tuning.default_unroll`: 4 on CPU for tiny steps, else 1; 8 on
+        GPU / TPU).
       remat: trade compute for memory on long sequences: the forward pass keeps only the carry at
         the boundary of every chunk of k steps (k = sqrt(T) for ``True``, or the int given) and the
         backward pass recomputes one chunk at a time (``jax.checkpoint``); about one extra forward

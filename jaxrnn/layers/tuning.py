@@ -4,7 +4,8 @@ Each default below is what the ablations in ``benchmarks/RESULTS.md`` measured o
 path": ``python -m benchmarks.hot_path``; "Loop defaults", an interleaved A/B: ``python -m
 benchmarks.ab``); on GPU the defaults follow the cuDNN layout (Appleyard, Kocisky & Blunsom
 2016, arXiv:1604.01946), and an H100 measured them (``python -m benchmarks.ab --gpu``: hoisted input
-GEMM 1.18-1.20x and fused backward 1.19-1.59x faster than the alternatives); TPU follows GPU, unmeasured. An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
+GEMM 1.18-1.20x and fused backward 1.19-1.59x faster than the alternatives); TPU follows GPU,
+unmeasured. An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
 """
 
 from __future__ import annotations
