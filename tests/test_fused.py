@@ -1,7 +1,8 @@
 """The fused backward (custom VJP) equals plain autodiff of the scan, under every RNN option.
 
 Also: chunked remat gives the same values and gradients with a fraction of the activation memory,
-and `hoist` (projection before vs inside the loop) changes nothing but speed.
+and `hoist` (projection before vs inside the loop), the one-GEMM step and the inference loop change
+nothing but speed.
 """
 
 from __future__ import annotations
@@ -124,3 +125,25 @@ def test_bfloat16_compute_with_float32_carry(cell):
     g_fused, g_plain = loss(jaxrnn.RNN(mixed, fused_backward=True)), loss(jaxrnn.RNN(mixed, fused_backward=False))
     for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_plain)):
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LSTM(8), jaxrnn.SimpleRNN(8), jaxrnn.GRU(8)], ids=["lstm", "elman", "gru"])
+def test_inference_forward_equals_the_differentiated_forward(cell):
+    """A forward pass no gradient goes through runs the custom VJP's primal (on CPU with the loop rolled,
+    `tuning.default_unroll(..., differentiated=False)`); it equals the forward half of value_and_grad,
+    and the one-GEMM step ([x_t, h] @ [w_ih; w_hh]) equals the two-GEMM step of `cell.recur`."""
+    layer = jaxrnn.RNN(cell, fused_backward=True)
+    params = layer.init(jax.random.key(0), F)
+    xs = jax.random.normal(jax.random.key(1), (1, 30, F))  # B=1: a tiny step, where the unrolls differ
+    assert layer.scan_unroll(params, 1, differentiated=False) == 1 or jax.default_backend() != "cpu"
+    inference = jax.jit(lambda p: layer.apply(p, xs)[0])(params)
+    differentiated, _ = jax.jit(lambda p: jax.vjp(lambda q: layer.apply(q, xs)[0], p))(params)
+    two_gemms = jax.jit(lambda p: jaxrnn.RNN(cell, fused_backward=False, hoist=False).apply(p, xs)[0])(params)
+    np.testing.assert_allclose(inference, differentiated, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(inference, two_gemms, rtol=1e-5, atol=1e-6)
+
+
+def test_one_gemm_step_only_for_a_plain_dense_projection():
+    assert jaxrnn.LSTM(4).projects_densely and jaxrnn.SimpleRNN(4).projects_densely
+    assert not jaxrnn.LSTM(4, layer_norm=True).projects_densely  # its projection is normalised
+    assert not jaxrnn.ConvLSTM(4, kernel_size=(3, 3)).projects_densely

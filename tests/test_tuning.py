@@ -18,6 +18,7 @@ CPU = jax.default_backend() == "cpu"
 def test_cpu_rules():
     lstm64 = 64 * 4 * 64  # w_hh of LSTM(64)
     assert tuning.default_unroll(1, lstm64) == 4  # (B=1, H=64): a step of a few microseconds
+    assert tuning.default_unroll(1, lstm64, differentiated=False) == 1  # inference: the rolled loop is faster
     assert tuning.default_unroll(32, 128 * 4 * 128) == 1
     assert tuning.default_unroll(1, None) == 1  # no dense recurrent kernel (convolutional cells)
     assert tuning.default_fused_backward(32) and tuning.default_fused_backward(127)
@@ -30,6 +31,7 @@ def test_gpu_rules(monkeypatch):
     """What GPU / TPU get (measured on an H100: benchmarks/RESULTS.md, "Loop defaults" on GPU)."""
     monkeypatch.setattr(tuning, "_on_cpu", lambda: False)
     assert tuning.default_unroll(1, 64 * 4 * 64) == 8 and tuning.default_unroll(256, 2048 * 4 * 2048) == 8
+    assert tuning.default_unroll(16, 768 * 4 * 768, differentiated=False) == 8
     assert tuning.default_unroll(16, None) == 1  # no dense recurrent kernel (convolutional cells)
     assert tuning.default_hoist() and tuning.default_fused_backward(16) and tuning.default_fused_backward(4096)
     assert tuning.default_fuse_directions()

@@ -139,6 +139,14 @@ class Cell(abc.ABC):
         parameter except ``w_ih``, ``w_hh`` and ``b`` (which act only through ``u`` and ``hh``)."""
         raise NotImplementedError(f"{type(self).__name__} has no fused update")
 
+    @property
+    def projects_densely(self) -> bool:
+        """Whether `project` is exactly ``xs @ w_ih (+ b)``. Then, for a ``"sum"`` recurrence, a step's
+        ``u + hh`` is one GEMM of ``[x_t, h_{t-1}]`` by the stacked ``[w_ih; w_hh]``, which the fused
+        loop runs when it does not hoist the input projection (one kernel instead of two and an add:
+        forward 1.3-1.6x faster on XLA:CPU at (16,512,64,256) and (1,1000,8,64))."""
+        return type(self).project is Cell.project
+
     def project(self, params: Params, xs: Array) -> Array:
         """Input projection ``xs @ w_ih + b`` for any leading dims: the time-parallel part of a step."""
         us = self.matmul(xs, params["w_ih"])

@@ -147,6 +147,10 @@ class LSTM(Cell):
         return us + params["b"] if "b" in params else us
 
     @property
+    def projects_densely(self) -> bool:
+        return not self.layer_norm
+
+    @property
     def recurrence(self) -> str | None:
         # layer norm normalises hh on its own, so the update does not see u + hh alone
         return None if self.layer_norm else "sum"

@@ -350,6 +350,7 @@ class RNN:
             return fused_scan(
                 cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
                 reverse=self.reverse, unroll=unroll, hoist=hoist,
+                inference_unroll=self.scan_unroll(params, xs.shape[1], differentiated=False),
             )
         recur_kw = {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
 
@@ -361,13 +362,14 @@ class RNN:
         inputs = cell.project(params, xs) if hoist else xs
         return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=self.reverse, unroll=unroll)
 
-    def scan_unroll(self, params: Params, batch: int) -> int | bool:
+    def scan_unroll(self, params: Params, batch: int, *, differentiated: bool = True) -> int | bool:
         """The unroll factor the loop over a flat batch of ``batch`` sequences runs with: ``unroll``,
-        or the backend's choice for this step size when it is None."""
+        or the backend's choice for this step size when it is None (``differentiated=False``: for a
+        forward pass no gradient goes through, which the fused loop runs apart)."""
         if self.unroll is not None:
             return self.unroll
         kernel = params.get("w_hh") if self.cell.num_feature_axes == 1 and isinstance(params, dict) else None
-        return default_unroll(batch, None if kernel is None else kernel.size)
+        return default_unroll(batch, None if kernel is None else kernel.size, differentiated=differentiated)
 
     def _scan_in_chunks(
         self, segment: Any, carry: Carry, scanned: tuple, time_axis: int, in_mask: Array | None
