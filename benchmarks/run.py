@@ -59,7 +59,7 @@ def run(specs, *, reps: int, warmup: int, min_seconds: float = 0.0, families: se
                     entry[mode] = stats
         except Exception as err:  # e.g. out of device memory: report the spec, go on with the next
             traceback.print_exc()
-            results += [{**e, "impl": e["impl"], "skipped": f"timing failed: {type(err).__name__}: {err}"} for e in entries]
+            results += [{**e, "skipped": f"timing failed: {type(err).__name__}: {err}"} for e in entries]
             del cases
             gc.collect()
             continue
