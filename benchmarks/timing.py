@@ -34,7 +34,12 @@ def measure_interleaved(
     would put that drift into their ratios, while rounds spread it over all of them alike. At least
     `reps` rounds, more (up to 20x) until about `min_seconds` are spent: millisecond calls scatter
     by 2x here, and only many rounds make their medians repeatable. At least one warm-up call (it
-    also times a round)."""
+    also times a round).
+
+    Each round starts one function further along (round r calls fns[r % n] first): whatever a call
+    leaves behind falls on the next one, and PyTorch's OpenMP threads keep spinning on a core after its
+    call, which made the function timed right after it 13-15% slower on this 2-core machine. Rotating
+    spreads that over every function alike instead of always charging the same one."""
     t0 = time.perf_counter()
     for fn in fns:
         for _ in range(max(warmup, 1)):
@@ -43,11 +48,12 @@ def measure_interleaved(
     rounds = max(reps, min(20 * reps, math.ceil(min_seconds / max(round_seconds, 1e-9))))
     load_before = os.getloadavg()[0]
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for fn, seconds in zip(fns, times):
+    n = len(fns)
+    for r in range(rounds):
+        for i in [(r + k) % n for k in range(n)]:
             t0 = time.perf_counter()
-            fn()
-            seconds.append(time.perf_counter() - t0)
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
     load = max(load_before, os.getloadavg()[0])
     return [
         {"median": statistics.median(t), "min": min(t), "max": max(t), "reps": rounds, "load_avg_1min": load}
