@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.ab " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def save(rows: list[dict]) -> None:
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"environment": env, "command": command, "rows": rows}, indent=1))
+        report.write_json(args.json, {"environment": env, "command": command, "rows": rows})
 
     studies = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
     rows = study(studies, args.cells.split(","), rounds=args.rounds, after_row=save)

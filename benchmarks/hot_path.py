@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
-import json
 import pathlib
 import shutil
 import sys
@@ -130,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = profile(Spec("lstm", *(shapes[0] if args.quick else (32, 128, 32, 128))), runs=2 if args.quick else 10)
     env = environment.describe()
     command = "python -m benchmarks.hot_path " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"environment": env, "command": command, "rows": rows, "profile": prof}, indent=1))
+    report.write_json(args.json, {"environment": env, "command": command, "rows": rows, "profile": prof})
     text = markdown(rows, prof, env, command)
     if not args.no_report:
         report.write_section("hot_path", text)

@@ -19,7 +19,6 @@ DEER Jacobians would not fit ``--memory-gib``, or whose time projected from the 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 from typing import Any
@@ -324,10 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     env = environment.describe()
     command = "python -m benchmarks.parallel " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"environment": env, "command": command, "rows": rows, "skipped": skipped}
-        args.json.write_text(json.dumps(payload, indent=1))
+    report.write_json(args.json, {"environment": env, "command": command, "rows": rows, "skipped": skipped})
     plot(rows, args.png, "jaxrnn parallel in time on " + (env.get("gpu") or env["cpu_model"]))
     if not args.no_report:
         section = args.section or ("parallel-gpu" if env["jax_backend"] == "gpu" else "parallel")

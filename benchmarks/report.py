@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 from typing import Any
@@ -127,3 +128,11 @@ def write_section(suite: str, text: str, path: pathlib.Path = RESULTS) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n"
     path.write_text(new)
+
+
+def write_json(path: pathlib.Path | None, payload: dict[str, Any]) -> None:
+    """Writes a benchmark's raw results to `path` (its folder created); nothing when `path` is None."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1))

@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     peak, rows = analyse(specs, results, peak_shapes=[(64, 64, 64)] if args.quick else PEAK_SHAPES, reps=args.reps)
     env = environment.describe()
     command = "python -m benchmarks.roofline " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"environment": env, "command": command, "peak_flops": peak, "rows": rows}, indent=1))
+    report.write_json(args.json, {"environment": env, "command": command, "peak_flops": peak, "rows": rows})
     if not args.no_report:
         report.write_section("roofline", markdown(peak, rows, env, command, str(args.results)))
     return 0

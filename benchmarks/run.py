@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import pathlib
 import sys
 import time
@@ -101,11 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def save(results: list[dict[str, Any]]) -> None:
-        if args.json:
-            payload = {"suite": args.suite, "command": command, "environment": env,
-                       "wall_seconds": time.time() - started, "results": results}
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(payload, indent=1))
+        report.write_json(args.json, {"suite": args.suite, "command": command, "environment": env,
+                                      "wall_seconds": time.time() - started, "results": results})
 
     results = run(specs, reps=args.reps, warmup=args.warmup, min_seconds=args.min_seconds, families=families,
                   after_spec=save)

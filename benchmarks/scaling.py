@@ -8,7 +8,6 @@ jaxrnn (default, and with remat) next to Flax linen `nn.RNN(LSTMCell)`, the same
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 from typing import Any
@@ -111,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += sweep("hidden", [h for h in HIDDEN if h <= args.max_hidden], batch=16, base=base, reps=args.reps)
     env = environment.describe()
     command = "python -m benchmarks.scaling " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"environment": env, "command": command, "rows": rows}, indent=1))
+    report.write_json(args.json, {"environment": env, "command": command, "rows": rows})
     plot(rows, args.png)
     if not args.no_report:
         report.write_section("scaling", markdown(rows, env, command, args.png.name))
