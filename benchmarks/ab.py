@@ -6,12 +6,15 @@ Differences of 10-20% are what a loop-layout choice is worth on XLA:CPU, and thi
 run-to-run drift is about as large. So the variants of one case are compiled first and then timed in
 turn, one call each per round, and each variant's median is divided by the first variant's median
 from the same rounds: drift hits all variants alike. Forward+backward (value_and_grad w.r.t.
-parameters and inputs), float32.
+parameters and inputs) in float32, unless a study says otherwise (`Study.mode`, `Study.dtypes`).
+
+    python -m benchmarks.ab --gpu --only "forward pass"       # one study
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -25,50 +28,70 @@ from benchmarks.peers.common import inputs
 from benchmarks.spec import Spec
 from benchmarks.timing import block, compile_jax, jax_case_functions, measure_interleaved
 
-# (question, shapes (B, T, I, H), variants): what `jaxrnn.layers.tuning` decides on CPU.
-STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]] = [
-    ("unroll for tiny steps", [(1, 1000, 8, 64), (1, 1000, 8, 128), (4, 1000, 8, 64), (32, 128, 32, 128)],
-     [{"unroll": 1}, {"unroll": 4}]),
-    ("fused backward vs autodiff by batch", [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512)],
-     [{"fused_backward": True}, {"fused_backward": False}]),
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """One question: the variants of `jaxrnn.RNN` options to time against each other at `shapes` (B, T, I, H)."""
+
+    question: str
+    shapes: list[tuple[int, int, int, int]]
+    variants: list[dict[str, Any]]
+    mode: str = "fwdbwd"  # "fwdbwd": value_and_grad w.r.t. params and inputs; "fwd": the forward pass alone
+    dtypes: tuple[str, ...] = ("float32",)
+
+
+# What `jaxrnn.layers.tuning` decides on CPU.
+STUDIES = [
+    Study("unroll for tiny steps", [(1, 1000, 8, 64), (1, 1000, 8, 128), (4, 1000, 8, 64), (32, 128, 32, 128)],
+          [{"unroll": 1}, {"unroll": 4}]),
+    Study("fused backward vs autodiff by batch", [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512)],
+          [{"fused_backward": True}, {"fused_backward": False}]),
 ]
 # The same questions on a GPU, where the cuDNN layout (hoisted input GEMM, fused backward) is the default
 # and a loop iteration costs microseconds of launch and host-side loop control.
 G1 = (16, 1024, 768, 768)
-GPU_STUDIES: list[tuple[str, list[tuple[int, int, int, int]], list[dict[str, Any]]]] = [
-    ("unroll on GPU", [G1], [{"unroll": 1}, {"unroll": 4}, {"unroll": 8}, {"unroll": 16}]),
-    ("fused backward vs autodiff on GPU", [G1, (256, 256, 2048, 2048)], [{"fused_backward": True}, {"fused_backward": False}]),
-    ("hoisted input GEMM on GPU", [G1], [{"hoist": True}, {"hoist": False}]),
+GPU_UNROLLS = [{"unroll": 1}, {"unroll": 4}, {"unroll": 8}, {"unroll": 16}]
+GPU_STUDIES = [
+    Study("unroll on GPU", [G1], GPU_UNROLLS),
+    Study("fused backward vs autodiff on GPU", [G1, (256, 256, 2048, 2048)], [{"fused_backward": True}, {"fused_backward": False}]),
+    Study("hoisted input GEMM on GPU", [G1], [{"hoist": True}, {"hoist": False}]),
+    # The gpu suite saw LSTM (64, 1024, 1024, 1024) run its half-precision forward pass 1.4x slower unrolled.
+    Study("unroll of the forward pass alone on GPU", [G1, (64, 1024, 1024, 1024), (256, 256, 2048, 2048)],
+          GPU_UNROLLS[:3], mode="fwd", dtypes=("float32", "float16")),
 ]
-QUICK_STUDIES = [("smoke", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}])]
+QUICK_STUDIES = [Study("smoke", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}]),
+                 Study("smoke, forward", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}], mode="fwd")]
 
 
-def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warmup: int = 2) -> list[float]:
-    """Median forward+backward seconds of each variant, timed in alternation."""
+def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warmup: int = 2,
+                mode: str = "fwdbwd") -> list[float]:
+    """Median seconds of each variant's forward+backward (`mode="fwdbwd"`) or forward pass (`"fwd"`),
+    timed in alternation."""
     xs = inputs(spec)
     runs = []
     for options in variants:
         layer = jaxrnn_peer.layer_for(spec, **options)
         params = layer.init(jax.random.key(0), spec.input_size)
-        _, forward_backward = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
-        compiled = compile_jax(forward_backward, params, xs)[0]
+        functions = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
+        compiled = compile_jax(functions[mode == "fwdbwd"], params, xs)[0]
         runs.append(lambda compiled=compiled, params=params: block(compiled(params, xs)))
     return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup)]
 
 
-def study(studies: list, cells: list[str], *, rounds: int, log=print, after_row=None) -> list[dict]:
+def study(studies: list[Study], cells: list[str], *, rounds: int, log=print, after_row=None) -> list[dict]:
     rows = []
-    for question, shapes, variants in studies:
-        for shape in shapes:
-            for cell in cells:
-                medians = interleaved(Spec(cell, *shape), variants, rounds=rounds)
-                row = {"question": question, "network": cell.upper(), "shape": Spec(cell, *shape).shape,
-                       "variants": variants, "medians": medians}
-                log(f"{question:36s} {row['network']:5s} {row['shape']:28s} " + "  ".join(
-                    f"{json.dumps(v)}: {m * 1e3:.2f} ms ({m / medians[0]:.2f})" for v, m in zip(variants, medians)))
-                rows.append(row)
-                if after_row is not None:  # a run cut off by a time limit keeps what it had
-                    after_row(rows)
+    for st in studies:
+        for dtype in st.dtypes:
+            for shape in st.shapes:
+                for cell in cells:
+                    spec = Spec(cell, *shape, dtype=dtype)
+                    medians = interleaved(spec, st.variants, rounds=rounds, mode=st.mode)
+                    row = {"question": st.question, "mode": st.mode, "dtype": dtype, "network": cell.upper(),
+                           "shape": spec.shape, "variants": st.variants, "medians": medians}
+                    log(f"{st.question:36s} {dtype:8s} {row['network']:5s} {row['shape']:28s} " + "  ".join(
+                        f"{json.dumps(v)}: {m * 1e3:.2f} ms ({m / medians[0]:.2f})" for v, m in zip(st.variants, medians)))
+                    rows.append(row)
+                    if after_row is not None:  # a run cut off by a time limit keeps what it had
+                        after_row(rows)
     return rows
 
 
@@ -76,8 +99,8 @@ def markdown(rows: list[dict], env: dict, command: str) -> str:
     lines = [
         f"## Loop defaults — interleaved A/B on {env.get('gpu') or env['cpu_model']}",
         "",
-        f"Command: `{command}`. Forward+backward medians of alternating runs; in brackets each variant's "
-        "time over the first variant's. What `jaxrnn.layers.tuning` picks on this backend follows from "
+        f"Command: `{command}`. Medians of alternating runs, forward+backward unless the question says "
+        "forward; in brackets each variant's time over the first variant's. What `jaxrnn.layers.tuning` picks on this backend follows from "
         "these rows.",
         "",
     ]
@@ -89,7 +112,9 @@ def markdown(rows: list[dict], env: dict, command: str) -> str:
             lines += ["", f"**{question}**", "", "| network | shape | " + " | ".join(f"`{n}` ms" for n in names) + " |",
                       "|---|---|" + "---|" * len(names)]
         cells = [f"{m * 1e3:.3g} ({m / r['medians'][0]:.2f})" for m in r["medians"]]
-        lines.append(f"| {r['network']} | {r['shape']} | " + " | ".join(cells) + " |")
+        dtype = r.get("dtype", "float32")
+        shape = r["shape"] if dtype == "float32" else f"{r['shape']}, {dtype}"
+        lines.append(f"| {r['network']} | {shape} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -100,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", default="lstm,gru,rnn")
     parser.add_argument("--quick", action="store_true", help="one tiny case, to check the runner works")
     parser.add_argument("--gpu", action="store_true", help="the GPU studies (G1 = the cuDNN anchor shape)")
+    parser.add_argument("--only", default="", help="keep the studies whose question contains this text")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     env = environment.describe()
@@ -109,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(args.json, {"environment": env, "command": command, "rows": rows})
 
     studies = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
+    studies = [st for st in studies if args.only in st.question]
     rows = study(studies, args.cells.split(","), rounds=args.rounds, after_row=save)
     save(rows)
     if not args.no_report:

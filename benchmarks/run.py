@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cells", default="", help="comma-separated cells to keep: lstm,gru,rnn")
     parser.add_argument("--dtypes", default="", help="comma-separated dtypes to keep")
+    parser.add_argument("--networks", default="",
+                        help="comma-separated networks to keep, as the tables name them: LSTM,GRU,RNN,4-layer bi-LSTM")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
 
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for s in specs if s.cell in args.cells.split(",")]
     if args.dtypes:
         specs = [s for s in specs if s.dtype in args.dtypes.split(",")]
+    if args.networks:
+        specs = [s for s in specs if s.network in args.networks.split(",")]
     families = set(args.families.split(",")) - {""} or None
     env = environment.describe()
     started = time.time()

@@ -10,7 +10,7 @@ from benchmarks.spec import Spec
 
 def test_cli_writes_json(tmp_path):
     out = tmp_path / "quick.json"
-    argv = ["--suite", "quick", "--reps", "1", "--warmup", "0", "--cells", "rnn", "--families", "jaxrnn"]
+    argv = ["--suite", "quick", "--reps", "1", "--warmup", "0", "--cells", "rnn,gru", "--networks", "RNN,2-layer bi-LSTM", "--families", "jaxrnn"]
     assert run.main(argv + ["--json", str(out), "--no-report"]) == 0
     payload = json.loads(out.read_text())
     (ours,) = payload["results"]
@@ -103,12 +103,17 @@ def test_roofline_runner_and_table(tmp_path):
 
 
 def test_interleaved_ab_runner_and_table(tmp_path):
-    """The A/B runner times every variant of a case and reports ratios to the first one."""
+    """The A/B runner times every variant of a case, forward+backward or forward alone, and reports
+    ratios to the first one."""
     from benchmarks import ab
 
     out = tmp_path / "ab.json"
     assert ab.main(["--quick", "--rounds", "2", "--cells", "gru", "--no-report", "--json", str(out)]) == 0
-    (row,) = json.loads(out.read_text())["rows"]
-    assert row["variants"] == [{"unroll": 1}, {"unroll": 2}] and all(m > 0 for m in row["medians"])
-    text = ab.markdown([row], {"cpu_model": "x"}, "cmd")
+    both, forward = json.loads(out.read_text())["rows"]
+    assert (both["mode"], forward["mode"]) == ("fwdbwd", "fwd")
+    for row in (both, forward):
+        assert row["variants"] == [{"unroll": 1}, {"unroll": 2}] and all(m > 0 for m in row["medians"])
+    text = ab.markdown([both], {"cpu_model": "x"}, "cmd")
     assert '`{"unroll": 2}` ms' in text and "| GRU | B=2 T=5 I=3 H=4 | " in text and "(1.00)" in text
+    assert ab.main(["--quick", "--only", "forward", "--rounds", "2", "--cells", "rnn", "--no-report", "--json", str(out)]) == 0
+    assert [r["question"] for r in json.loads(out.read_text())["rows"]] == ["smoke, forward"]

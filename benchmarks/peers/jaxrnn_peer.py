@@ -12,7 +12,8 @@ from benchmarks.spec import Case, Spec
 FAMILY = "jaxrnn"
 
 
-def layer_for(spec: Spec, *, fuse_directions: bool = False, **rnn_options) -> object:
+def layer_for(spec: Spec, *, fuse_directions: bool | None = None, **rnn_options) -> object:
+    """jaxrnn's network for `spec`; options left out keep the library's defaults for this backend."""
     dtype = jax_dtype(spec)
     cell = {"lstm": jaxrnn.LSTM, "gru": jaxrnn.GRU, "rnn": jaxrnn.SimpleRNN}[spec.cell](spec.hidden, dtype=dtype)
     rnn = jaxrnn.RNN(cell, **rnn_options)
