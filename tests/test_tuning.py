@@ -23,6 +23,7 @@ def test_cpu_rules():
     assert tuning.default_unroll(1, None) == 1  # no dense recurrent kernel (convolutional cells)
     assert tuning.default_fused_backward(32) and tuning.default_fused_backward(127)
     assert not tuning.default_fused_backward(128) and not tuning.default_fused_backward(256)
+    assert tuning.default_fused_backward(256, stacks_bfloat16=True)  # autodiff's bf16 stacks: jaxrnn.layers.stacking
     assert not tuning.default_hoist()
     assert not tuning.default_fuse_directions()
 

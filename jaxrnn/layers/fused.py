@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from jaxrnn._typing import Array, Carry, Params
 from jaxrnn.cells.base import Cell, masked
+from jaxrnn.layers import stacking
 
 KERNEL_KEYS = ("w_ih", "w_hh", "b")  # act only through u = project(x) and hh = h @ w_hh
 
@@ -83,7 +84,7 @@ def fused_scan(
             new_c, y = finish(*cell.update(params, c, z), c, ok, p, zm)
             return new_c, ((y, c, z) if save else y)
 
-        return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=reverse, unroll=unroll)
+        return stacking.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=reverse, unroll=unroll)
 
     @jax.custom_vjp
     def run(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
@@ -115,7 +116,7 @@ def fused_scan(
 
         init = (d_final, jax.tree.map(jnp.zeros_like, rest))
         scanned = (prevs, zs, d_ys, valid, probe, zone_masks)
-        (d_carry, d_rest), (dzs, d_probe) = jax.lax.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
+        (d_carry, d_rest), (dzs, d_probe) = stacking.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
         dus, dhhs = (dzs, dzs) if kind == "sum" else dzs
 
         h_prev = masked(cell.hidden(prevs), recurrent_mask)

@@ -14,7 +14,7 @@ from jaxrnn import _checks
 from jaxrnn._typing import Array, Carry, Params, PRNGKey
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.linear import LinearCell
-from jaxrnn.layers import noise
+from jaxrnn.layers import noise, stacking
 from jaxrnn.layers.fused import fused_scan, supports_fused
 from jaxrnn.layers.tuning import default_fused_backward, default_hoist, default_unroll
 from jaxrnn.masking import where_valid
@@ -69,7 +69,8 @@ class RNN:
         and gradients to float32 round-off, reverse mode to any order; a custom VJP has no forward
         mode, so pass False for ``jax.jvp`` / ``jax.jacfwd`` / forward-over-reverse Hessians. None
         (default) picks per backend and batch (`jaxrnn.layers.tuning.default_fused_backward`: on for
-        GPU / TPU, and on CPU below 128 rows; plain autodiff measured faster on CPU from there on).
+        GPU / TPU, and on CPU below 128 rows, where plain autodiff measured faster from there on,
+        or when the loop stacks bfloat16 values, which autodiff stacks slowly on XLA:CPU).
       hoist: compute the input projection for all steps before the loop (one GEMM) rather than
         inside it. None picks per backend (`default_hoist`: off on CPU, where it measured slower).
       method: how to evaluate the recurrence over time (`jaxrnn.parallel`). ``"sequential"``
@@ -345,7 +346,9 @@ class RNN:
         xs, valid, probe, zone_masks = scanned
         hoist = default_hoist() if self.hoist is None else self.hoist
         unroll = self.scan_unroll(params, xs.shape[1])
-        fused = default_fused_backward(xs.shape[1]) if self.fused_backward is None else self.fused_backward
+        fused = self.fused_backward
+        if fused is None:
+            fused = default_fused_backward(xs.shape[1], stacks_bfloat16=stacking.affected(params, carry, xs))
         if fused and supports_fused(cell):
             return fused_scan(
                 cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
@@ -360,7 +363,8 @@ class RNN:
             return finish(*cell.recur(params, c, u, **recur_kw), c, ok, p, zm)
 
         inputs = cell.project(params, xs) if hoist else xs
-        return jax.lax.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=self.reverse, unroll=unroll)
+        scanned = (inputs, valid, probe, zone_masks)
+        return stacking.scan(body, carry, scanned, differentiable=True, reverse=self.reverse, unroll=unroll)
 
     def scan_unroll(self, params: Params, batch: int, *, differentiated: bool = True) -> int | bool:
         """The unroll factor the loop over a flat batch of ``batch`` sequences runs with: ``unroll``,
@@ -400,7 +404,7 @@ class RNN:
 
         def full_chunks(c: Carry) -> tuple[Carry, Array]:
             step = jax.checkpoint(lambda c, i: run(c, i * k, k))
-            c, ys = jax.lax.scan(step, c, jnp.arange(full), reverse=self.reverse)
+            c, ys = stacking.scan(step, c, jnp.arange(full), differentiable=True, reverse=self.reverse)
             return c, ys.reshape(full * k, *ys.shape[2:])
 
         def last_chunk(c: Carry) -> tuple[Carry, Array]:

@@ -1,0 +1,101 @@
+"""`jaxrnn.layers.stacking.scan`: `lax.scan`'s results, without XLA:CPU's bfloat16 stacking."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn.layers import stacking
+
+CPU = jax.default_backend() == "cpu"
+T, B, H = 9, 3, 5
+
+
+def _body(c, x):
+    """Mixed dtypes in and out, a None leaf, and a stacked output of another dtype than its input."""
+    h32, h16 = c
+    x16, x32, _ = x
+    h32 = jnp.tanh(h32 + x32 @ jnp.ones((H, H), jnp.float32) * 0.1)
+    h16 = jnp.tanh(h16 * jnp.bfloat16(0.9) + x16)
+    return (h32, h16), {"h16": h16, "h32": h32, "mix": (h16.astype(jnp.float32) * h32).astype(jnp.bfloat16)}
+
+
+def _inputs():
+    k1, k2 = jax.random.split(jax.random.key(0))
+    xs = (jax.random.normal(k1, (T, B, H)).astype(jnp.bfloat16), jax.random.normal(k2, (T, B, H)), None)
+    carry = (jnp.zeros((B, H)), jnp.zeros((B, H), jnp.bfloat16))
+    return carry, xs
+
+
+def _assert_identical(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(np.asarray(x, np.float32), np.asarray(y, np.float32))
+
+
+@pytest.mark.parametrize("differentiable", [False, True])
+@pytest.mark.parametrize("options", [{}, {"reverse": True}, {"unroll": 2}], ids=["plain", "reverse", "unroll2"])
+def test_same_results_as_lax_scan(differentiable, options):
+    carry, xs = _inputs()
+    expected = jax.jit(lambda c, x: jax.lax.scan(_body, c, x, **options))(carry, xs)
+    got = jax.jit(lambda c, x: stacking.scan(_body, c, x, differentiable=differentiable, **options))(carry, xs)
+    _assert_identical(got, expected)
+
+
+def test_differentiable_form_has_lax_scans_gradients():
+    carry, xs = _inputs()
+
+    def loss(scan, c, x16, x32):
+        final, ys = scan(_body, c, (x16, x32, None))
+        return sum(jnp.sum(leaf.astype(jnp.float32) ** 2) for leaf in jax.tree.leaves((final, ys)))
+
+    ours = jax.grad(lambda *a: loss(lambda *s: stacking.scan(*s, differentiable=True), *a), argnums=(0, 1, 2))
+    reference = jax.grad(lambda *a: loss(jax.lax.scan, *a), argnums=(0, 1, 2))
+    _assert_identical(jax.jit(ours)(carry, *xs[:2]), jax.jit(reference)(carry, *xs[:2]))
+
+
+@pytest.mark.skipif(not CPU, reason="the bit-pattern path is XLA:CPU's only")
+def test_bfloat16_crosses_the_loop_as_bits_on_cpu():
+    """The loop itself reads and writes uint16 (XLA:CPU leaves integer stacks alone), float32 stays."""
+    carry, xs = _inputs()
+    jaxpr = jax.make_jaxpr(lambda c, x: stacking.scan(_body, c, x))(carry, xs)
+    (loop,) = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
+    dtypes = {str(v.aval.dtype) for v in loop.outvars[2:]} | {str(v.aval.dtype) for v in loop.invars if v.aval.ndim == 3}
+    assert dtypes == {"uint16", "float32"}
+    assert stacking.affected(xs) and not stacking.affected(carry[0])
+
+
+def test_not_affected_off_cpu(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not stacking.affected(jnp.zeros(2, jnp.bfloat16))
+
+
+@pytest.mark.parametrize("fused_backward", [True, False])
+@pytest.mark.parametrize("cell", [jaxrnn.LSTM(6), jaxrnn.GRU(6), jaxrnn.SimpleRNN(6)], ids=["lstm", "gru", "elman"])
+def test_bfloat16_rnn_matches_a_plain_lax_scan(cell, fused_backward):
+    """A bfloat16 RNN (parameters, inputs and carry) gives the values and gradients of scanning its
+    cell's `step` with `jax.lax.scan`, through both the fused loops and autodiff's."""
+    import dataclasses
+
+    cell = dataclasses.replace(cell, dtype=jnp.bfloat16)
+    layer = jaxrnn.RNN(cell, fused_backward=fused_backward, hoist=False)
+    params = layer.init(jax.random.key(0), 4)
+    xs = jax.random.normal(jax.random.key(1), (2, 11, 4)).astype(jnp.bfloat16)
+
+    def reference(p, x):
+        c0 = cell.initial_carry(p, (2,))
+        return jax.lax.scan(lambda c, x_t: cell.step(p, c, x_t), c0, jnp.swapaxes(x, 0, 1))[1].swapaxes(0, 1)
+
+    ys, _ = jax.jit(layer.apply)(params, xs)
+    expected = jax.jit(reference)(params, xs)
+    assert ys.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(ys, np.float32), np.asarray(expected, np.float32), atol=2e-2)
+    loss = lambda f: jax.grad(lambda p, x: jnp.sum(f(p, x).astype(jnp.float32) ** 2), argnums=(0, 1))  # noqa: E731
+    got, want = jax.jit(loss(lambda p, x: layer.apply(p, x)[0]))(params, xs), jax.jit(loss(reference))(params, xs)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert a.dtype == b.dtype
+        scale = float(jnp.abs(b.astype(jnp.float32)).max())
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), atol=0.05 * scale + 1e-2)
