@@ -42,12 +42,14 @@ test-slow: install-test
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -m slow
 
 # Side-by-side speed run on this machine's CPU (about an hour on 2 cores), then time and memory vs T
-# and H, then the floor any lax.scan RNN has here (roofline); writes benchmarks/RESULTS.md and
+# and H, then the floor any lax.scan RNN has here (roofline), then XLA:CPU's bfloat16 loop stacking
+# with and without jaxrnn's workaround (bf16_stacking); writes benchmarks/RESULTS.md and
 # benchmarks/scaling.png. On a GPU machine: --suite gpu.
 bench: install-bench
 	$(PY) -m benchmarks.run --suite cpu --json benchmarks/results/cpu.json
 	$(PY) -m benchmarks.scaling --json benchmarks/results/scaling.json --png benchmarks/scaling.png
 	$(PY) -m benchmarks.roofline --results benchmarks/results/cpu.json --json benchmarks/results/roofline.json
+	$(PY) -m benchmarks.bf16_stacking --json benchmarks/results/bf16_stacking.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

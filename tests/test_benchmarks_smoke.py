@@ -117,3 +117,22 @@ def test_interleaved_ab_runner_and_table(tmp_path):
     assert '`{"unroll": 2}` ms' in text and "| GRU | B=2 T=5 I=3 H=4 | " in text and "(1.00)" in text
     assert ab.main(["--quick", "--only", "forward", "--rounds", "2", "--cells", "rnn", "--no-report", "--json", str(out)]) == 0
     assert [r["question"] for r in json.loads(out.read_text())["rows"]] == ["smoke, forward"]
+
+
+def test_bf16_stacking_benchmark_runs(tmp_path):
+    """The three loops of `benchmarks.bf16_stacking` agree and are timed; lax.scan is each ratio's 1.00."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from benchmarks import bf16_stacking
+
+    w = jnp.eye(4, dtype=jnp.bfloat16) * 0.5
+    xs = jnp.linspace(-1, 1, 24, dtype=jnp.float32).reshape(6, 1, 4).astype(jnp.bfloat16)
+    outs = [np.asarray(bf16_stacking.elman(scan)(w, xs), np.float32) for scan in bf16_stacking.LOOPS.values()]
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    out = tmp_path / "bf16.json"
+    assert bf16_stacking.main(["--quick", "--reps", "1", "--no-report", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 5 and all(r["median"] > 0 for r in rows)  # no gradient through bit patterns
+    text = bf16_stacking.markdown(rows, {"cpu_model": "x"}, "cmd")
+    assert "| 6, 2, 4 | bfloat16 | `lax.scan` | " in text and "(1.00)" in text and "| – |" in text

@@ -1,0 +1,119 @@
+"""XLA:CPU's bfloat16 stacking, and what `jaxrnn.layers.stacking.scan` does about it.
+
+    python -m benchmarks.bf16_stacking --json benchmarks/results/bf16_stacking.json
+
+A minimal Elman loop, ``h = tanh(x_t + h @ w)`` scanned over T steps with its outputs stacked, timed
+three ways in alternation (`benchmarks.timing.measure_interleaved`): `jax.lax.scan` as is,
+`stacking.scan` (bfloat16 crosses the loop as uint16 bits: for loops no autodiff goes through), and
+`stacking.scan(differentiable=True)` (as float32), forward and forward+backward (``jax.grad`` w.r.t.
+``w`` and the inputs; the bit-pattern form has no gradient, so only the other two there). Each
+dtype's lax.scan row is the reference the others are divided by; a float32 and a float16 row show
+that only bfloat16 is affected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import pathlib
+import sys
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks import environment, report
+from benchmarks.timing import block, measure_interleaved
+from jaxrnn.layers import stacking
+
+SHAPES = [(1000, 1, 64), (512, 16, 256), (64, 256, 512)]  # (T, B, H)
+DTYPES = ("bfloat16", "float16", "float32")
+
+
+LOOPS: dict[str, Callable] = {
+    "lax.scan": jax.lax.scan,
+    "stacking.scan": stacking.scan,
+    "stacking.scan(differentiable)": functools.partial(stacking.scan, differentiable=True),
+}
+
+
+def elman(scan: Callable) -> Callable:
+    """``(w, xs) -> ys``: the Elman loop, run by `scan`."""
+
+    def forward(w, xs):
+        def body(h, x):
+            h = jnp.tanh(x + h @ w)
+            return h, h
+
+        return scan(body, jnp.zeros(xs.shape[1:], xs.dtype), xs)[1]
+
+    return forward
+
+
+def measure_case(shape: tuple[int, int, int], dtype_name: str, *, reps: int) -> list[dict[str, Any]]:
+    T, B, H = shape
+    dtype = jnp.dtype(dtype_name)
+    w = (jax.random.normal(jax.random.key(0), (H, H)) * 0.5 / H**0.5).astype(dtype)
+    xs = jax.random.normal(jax.random.key(1), (T, B, H)).astype(dtype)
+    rows, runs = [], []
+    for name, scan in LOOPS.items():
+        forward = elman(scan)
+        for mode in ("fwd", "fwdbwd"):
+            if mode == "fwdbwd" and name == "stacking.scan":
+                continue  # bit patterns carry no gradient
+            fn = forward if mode == "fwd" else jax.grad(
+                lambda w, x, f=forward: f(w, x).astype(jnp.float32).sum(), argnums=(0, 1))
+            compiled = jax.jit(fn).lower(w, xs).compile()
+            runs.append(lambda c=compiled: block(c(w, xs)))
+            rows.append({"T": T, "B": B, "H": H, "dtype": dtype_name, "loop": name, "mode": mode})
+    for row, t in zip(rows, measure_interleaved(runs, reps=reps, warmup=2, min_seconds=2.0)):
+        row["median"] = t["median"]
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], env: dict[str, Any], command: str) -> str:
+    ref = {(r["T"], r["B"], r["H"], r["dtype"], r["mode"]): r["median"] for r in rows if r["loop"] == "lax.scan"}
+    lines = [
+        f"## bfloat16 stacking on XLA:CPU — {env.get('gpu') or env['cpu_model']}",
+        "",
+        f"Command: `{command}`. `h = tanh(x_t + h @ w)` scanned over T steps, outputs stacked; medians of "
+        "alternating runs in ms, in brackets the time over `jax.lax.scan`'s in the same dtype and mode. "
+        "Forward+backward is `jax.grad` w.r.t. `w` and the inputs.",
+        "",
+        "| T, B, H | dtype | loop | fwd ms | fwd+bwd ms |",
+        "|---|---|---|---|---|",
+    ]
+    by_loop: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        by_loop.setdefault((r["T"], r["B"], r["H"], r["dtype"], r["loop"]), {})[r["mode"]] = r["median"]
+    for (T, B, H, dtype, loop), times in by_loop.items():
+        cells = []
+        for mode in ("fwd", "fwdbwd"):
+            t = times.get(mode)
+            cells.append("–" if t is None else f"{t * 1e3:.3g} ({t / ref[(T, B, H, dtype, mode)]:.2f})")
+        lines.append(f"| {T}, {B}, {H} | {dtype} | `{loop}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=pathlib.Path)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="one tiny case, to check the runner works")
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    env = environment.describe()
+    command = "python -m benchmarks.bf16_stacking " + " ".join(argv if argv is not None else sys.argv[1:])
+    cases = [((6, 2, 4), "bfloat16")] if args.quick else [(s, d) for s in SHAPES for d in DTYPES]
+    rows: list[dict[str, Any]] = []
+    for shape, dtype in cases:
+        rows += measure_case(shape, dtype, reps=args.reps)
+        print("  ".join(f"{r['loop']} {r['mode']} {r['median'] * 1e3:.3g} ms" for r in rows[-5:]), shape, dtype)
+        report.write_json(args.json, {"environment": env, "command": command, "rows": rows})
+    if not args.no_report:
+        report.write_section("bf16-stacking", markdown(rows, env, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
