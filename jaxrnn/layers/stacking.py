@@ -7,10 +7,10 @@ all T steps twice instead of writing one (O(T^2), not in place). ``python -m ben
 (``h = tanh(x_t + h @ w)`` scanned over T steps, forward, this repository's 2-core CPU, jax 0.10.2):
 `jax.lax.scan` in bfloat16 76 / 124 / 166 ms at (T, B, H) = (1000, 1, 64) / (512, 16, 256) /
 (64, 256, 512), against 0.59 / 19.8 / 86.9 ms in float32; `scan` here 0.84 / 24.7 / 104 ms. float16
-is not affected. The same happens to the residuals and cotangents that
-autodiff of a scan stacks: Flax, Equinox and Haiku train a bfloat16 RNN on CPU 1.5-92x slower
-(median 3.5x) than in float32 (``benchmarks/RESULTS.md``, suite cpu), and so did jaxrnn before this
-module; its bfloat16 forward+backward is now 1.03-1.65x its float32 time.
+is not affected. The same happens to the residuals and cotangents that autodiff of a scan stacks:
+Flax, Equinox and Haiku train a bfloat16 RNN on CPU 1.5-92x slower (median 3.5x) than in float32
+(``benchmarks/RESULTS.md``, suite cpu), and so did jaxrnn before this module; its bfloat16
+forward+backward is now 1.03-1.65x its float32 time.
 
 The way round is to stack something XLA does not normalise. `scan` moves bfloat16 leaves of the
 scanned inputs and the stacked outputs across the loop boundary as their 16-bit patterns
