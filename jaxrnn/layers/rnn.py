@@ -364,7 +364,7 @@ class RNN:
 
         inputs = cell.project(params, xs) if hoist else xs
         scanned = (inputs, valid, probe, zone_masks)
-        return stacking.scan(body, carry, scanned, differentiable=True, reverse=self.reverse, unroll=unroll)
+        return stacking.scan(body, carry, scanned, reverse=self.reverse, unroll=unroll)
 
     def scan_unroll(self, params: Params, batch: int, *, differentiated: bool = True) -> int | bool:
         """The unroll factor the loop over a flat batch of ``batch`` sequences runs with: ``unroll``,
@@ -404,7 +404,7 @@ class RNN:
 
         def full_chunks(c: Carry) -> tuple[Carry, Array]:
             step = jax.checkpoint(lambda c, i: run(c, i * k, k))
-            c, ys = stacking.scan(step, c, jnp.arange(full), differentiable=True, reverse=self.reverse)
+            c, ys = stacking.scan(step, c, jnp.arange(full), reverse=self.reverse)
             return c, ys.reshape(full * k, *ys.shape[2:])
 
         def last_chunk(c: Carry) -> tuple[Carry, Array]:
