@@ -5,12 +5,12 @@ between converts, and it does so for the ``dynamic-update-slice`` that writes a 
 the stacked outputs too. The convert pair then wraps the *whole* stacked buffer, so every step copies
 all T steps twice instead of writing one (O(T^2), not in place). ``python -m benchmarks.bf16_stacking``
 (``h = tanh(x_t + h @ w)`` scanned over T steps, forward, this repository's 2-core CPU, jax 0.10.2):
-`jax.lax.scan` in bfloat16 76 / 124 / 166 ms at (T, B, H) = (1000, 1, 64) / (512, 16, 256) /
-(64, 256, 512), against 0.59 / 19.8 / 86.9 ms in float32; `scan` here 0.84 / 24.7 / 104 ms. float16
+`jax.lax.scan` in bfloat16 103 / 160 / 156 ms at (T, B, H) = (1000, 1, 64) / (512, 16, 256) /
+(64, 256, 512), against 0.72 / 21.6 / 111 ms in float32; `scan` here 0.80 / 25.6 / 119 ms. float16
 is not affected. The same happens to the residuals and cotangents that autodiff of a scan stacks:
-Flax, Equinox and Haiku train a bfloat16 RNN on CPU 1.5-92x slower (median 3.5x) than in float32
+Flax, Equinox and Haiku train a bfloat16 RNN on CPU 1.4-98x slower (median 3.5x) than in float32
 (``benchmarks/RESULTS.md``, suite cpu), and so did jaxrnn before this module; its bfloat16
-forward+backward is now 1.03-1.65x its float32 time.
+forward+backward is now 0.98-2.2x its float32 time.
 
 The way round is to stack something XLA does not normalise. `scan` moves bfloat16 leaves of the
 scanned inputs and the stacked outputs across the loop boundary as float32 (exact both ways: every
