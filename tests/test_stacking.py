@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,6 +85,12 @@ def test_bfloat16_crosses_the_loop_as_float32_on_cpu():
     assert stacking.affected(xs) and not stacking.affected(carry[0])
 
 
+def _scan_of_step(cell, params, xs):
+    """The reference: `jax.lax.scan` of the cell's own `step` over batch-major `xs`."""
+    c0 = cell.initial_carry(params, xs.shape[:1])
+    return jax.lax.scan(lambda c, x_t: cell.step(params, c, x_t), c0, jnp.swapaxes(xs, 0, 1))[1].swapaxes(0, 1)
+
+
 def test_not_affected_off_cpu(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert not stacking.affected(jnp.zeros(2, jnp.bfloat16))
@@ -100,9 +108,7 @@ def test_bfloat16_rnn_matches_a_plain_lax_scan(cell, fused_backward):
     params = layer.init(jax.random.key(0), 4)
     xs = jax.random.normal(jax.random.key(1), (2, 11, 4)).astype(jnp.bfloat16)
 
-    def reference(p, x):
-        c0 = cell.initial_carry(p, (2,))
-        return jax.lax.scan(lambda c, x_t: cell.step(p, c, x_t), c0, jnp.swapaxes(x, 0, 1))[1].swapaxes(0, 1)
+    reference = functools.partial(_scan_of_step, cell)
 
     ys, _ = jax.jit(layer.apply)(params, xs)
     expected = jax.jit(reference)(params, xs)
@@ -126,9 +132,7 @@ def test_bfloat16_second_order_through_the_fused_backward():
     params = layer.init(jax.random.key(0), 3)
     xs = jax.random.normal(jax.random.key(1), (2, 6, 3)).astype(jnp.bfloat16)
 
-    def reference(p, x):
-        c0 = cell.initial_carry(p, (2,))
-        return jax.lax.scan(lambda c, x_t: cell.step(p, c, x_t), c0, jnp.swapaxes(x, 0, 1))[1].swapaxes(0, 1)
+    reference = functools.partial(_scan_of_step, cell)
 
     def curvature(f):  # d/dxs of sum(dL/dw_hh)
         d_w_hh = jax.grad(lambda p, x: jnp.sum(f(p, x).astype(jnp.float32) ** 2))
