@@ -43,7 +43,9 @@ class Study:
 STUDIES = [
     Study("unroll for tiny steps", [(1, 1000, 8, 64), (1, 1000, 8, 128), (4, 1000, 8, 64), (32, 128, 32, 128)],
           [{"unroll": 1}, {"unroll": 4}]),
-    Study("fused backward vs autodiff by batch", [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512)],
+    Study("fused backward vs autodiff by batch",
+          [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512), (512, 32, 128, 512),
+           (1024, 16, 64, 128)],
           [{"fused_backward": True}, {"fused_backward": False}]),
 ]
 # The same questions on a GPU, where the cuDNN layout (hoisted input GEMM, fused backward) is the default

@@ -21,9 +21,7 @@ def test_cpu_rules():
     assert tuning.default_unroll(1, lstm64, differentiated=False) == 1  # inference: the rolled loop is faster
     assert tuning.default_unroll(32, 128 * 4 * 128) == 1
     assert tuning.default_unroll(1, None) == 1  # no dense recurrent kernel (convolutional cells)
-    assert tuning.default_fused_backward(32) and tuning.default_fused_backward(127)
-    assert not tuning.default_fused_backward(128) and not tuning.default_fused_backward(256)
-    assert tuning.default_fused_backward(256, stacks_bfloat16=True)  # autodiff's bf16 stacks: jaxrnn.layers.stacking
+    assert tuning.default_fused_backward()  # faster than autodiff at every batch measured, 32 to 1024 rows
     assert not tuning.default_hoist()
     assert not tuning.default_fuse_directions()
 
@@ -34,7 +32,7 @@ def test_gpu_rules(monkeypatch):
     assert tuning.default_unroll(1, 64 * 4 * 64) == 8 and tuning.default_unroll(256, 2048 * 4 * 2048) == 8
     assert tuning.default_unroll(16, 768 * 4 * 768, differentiated=False) == 8
     assert tuning.default_unroll(16, None) == 1  # no dense recurrent kernel (convolutional cells)
-    assert tuning.default_hoist() and tuning.default_fused_backward(16) and tuning.default_fused_backward(4096)
+    assert tuning.default_hoist() and tuning.default_fused_backward()
     assert tuning.default_fuse_directions()
 
 
