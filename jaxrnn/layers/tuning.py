@@ -25,6 +25,7 @@ _CPU_UNROLL_MAX_STEP_MACS = 1 << 15
 # (16, 1024, 768, 768) in the A/B), 16 by 3-7% more there, for a longer compile.
 _GPU_UNROLL = 8
 
+
 def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
