@@ -70,8 +70,9 @@ def default_fused_backward() -> bool:
     """Whether `RNN` differentiates with the fused custom VJP (`jaxrnn.layers.fused`) where the cell
     supports it: on every backend. On an H100 it was 1.19-1.59x faster than autodiff; on XLA:CPU,
     since the backward stacks ``dz`` in place of the forward's ``z`` and forms the kernel gradients
-    as one GEMM, 1.03-1.40x faster at every batch from 32 to 1024 rows (``python -m benchmarks.ab
-    --only "fused backward"``; before that change autodiff won from about 128 rows for GRU and Elman).
+    as one GEMM, autodiff took 0.95-1.45x its time at every batch from 32 to 1024 rows
+    (``python -m benchmarks.ab --only "fused backward"``; before that change autodiff won from about
+    128 rows for GRU and Elman).
     It also keeps autodiff's bfloat16 residual stacks, which XLA:CPU writes whole every step
     (`jaxrnn.layers.stacking`), out of the loop."""
     return True
