@@ -147,3 +147,23 @@ def test_one_gemm_step_only_for_a_plain_dense_projection():
     assert jaxrnn.LSTM(4).projects_densely and jaxrnn.SimpleRNN(4).projects_densely
     assert not jaxrnn.LSTM(4, layer_norm=True).projects_densely  # its projection is normalised
     assert not jaxrnn.ConvLSTM(4, kernel_size=(3, 3)).projects_densely
+
+
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru"])
+def test_second_order_through_the_fused_backward_equals_autodiff(name):
+    """The backward loop writes dz over the forward's saved z in place; differentiating that loop again
+    (a gradient penalty: d/dparams ||dL/dxs||^2, reverse over reverse) must still give autodiff's value."""
+    cell = CELLS[name]
+    xs = jax.random.normal(jax.random.key(1), (2, T, F))
+    penalties = []
+    for fused in (True, False):
+        layer = jaxrnn.RNN(cell, fused_backward=fused, recurrent_dropout=0.3)
+        params = layer.init(jax.random.key(0), F)
+
+        def penalty(p, layer=layer):
+            loss = lambda x: jnp.sum(jnp.tanh(layer.apply(p, x, key=jax.random.key(2))[0]) ** 2)
+            return jnp.sum(jax.grad(loss)(xs) ** 2)
+
+        penalties.append(jax.grad(penalty)(params))
+    for got, want in zip(jax.tree.leaves(penalties[0]), jax.tree.leaves(penalties[1])):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * float(np.max(np.abs(want))))  # float32 round-off
