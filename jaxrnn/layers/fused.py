@@ -113,31 +113,24 @@ def fused_scan(
             dc_prev = cell.with_hidden(dc_prev, cell.hidden(dc_prev) + dh)
             return dc_prev, _add(d_rest, d_rest_t), dz, dp
 
-        init = (d_final, jax.tree.map(jnp.zeros_like, rest))
-        if not stacking.affected(zs):
-            # dz_t overwrites z_t once step t has read it: the loop stacks into the buffer the forward
-            # pass filled, not a fresh zero-filled one of the same size (allocating and zeroing that was
-            # ~5% of forward+backward on XLA:CPU at (16,512,64,256)); bfloat16 on CPU keeps stacking.scan.
-            def body(acc, step_inputs):
-                dc, d_rest, zbuf = acc
-                t, c_prev, dy, ok, p, zm = step_inputs
-                z = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), zbuf)
-                dc_prev, d_rest, dz, dp = step_back(dc, d_rest, c_prev, z, dy, ok, p, zm)
-                zbuf = jax.tree.map(lambda a, d: jax.lax.dynamic_update_index_in_dim(a, d, t, 0), zbuf, dz)
-                return (dc_prev, d_rest, zbuf), dp
+        # dz_t overwrites z_t once step t has read it: the loop stacks into the buffer the forward pass
+        # filled, not a fresh zero-filled one of the same size (allocating and zeroing that was ~5% of
+        # forward+backward on XLA:CPU at (16,512,64,256)). bfloat16 crosses it as float32 on CPU.
+        z_dtypes = jax.tree.map(lambda a: a.dtype, zs)
 
-            steps = jnp.arange(jax.tree.leaves(zs)[0].shape[0])
-            scanned = (steps, prevs, d_ys, valid, probe, zone_masks)
-            (d_carry, d_rest, dzs), d_probe = jax.lax.scan(body, (*init, zs), scanned, reverse=not reverse, unroll=unroll)
-        else:
-            def body(acc, step_inputs):
-                dc, d_rest = acc
-                c_prev, z, dy, ok, p, zm = step_inputs
-                dc_prev, d_rest, dz, dp = step_back(dc, d_rest, c_prev, z, dy, ok, p, zm)
-                return (dc_prev, d_rest), (dz, dp)
+        def body(acc, step_inputs):
+            dc, d_rest, zbuf = acc
+            t, c_prev, dy, ok, p, zm = step_inputs
+            z = stacking.from_loop(jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), zbuf), z_dtypes)
+            dc_prev, d_rest, dz, dp = step_back(dc, d_rest, c_prev, z, dy, ok, p, zm)
+            zbuf = jax.tree.map(lambda a, d: jax.lax.dynamic_update_index_in_dim(a, d, t, 0), zbuf, stacking.for_loop(dz))
+            return (dc_prev, d_rest, zbuf), dp
 
-            scanned = (prevs, zs, d_ys, valid, probe, zone_masks)
-            (d_carry, d_rest), (dzs, d_probe) = stacking.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
+        steps = jnp.arange(jax.tree.leaves(zs)[0].shape[0])
+        scanned = (steps, prevs, d_ys, valid, probe, zone_masks)
+        init = (d_final, jax.tree.map(jnp.zeros_like, rest), stacking.for_loop(zs))
+        (d_carry, d_rest, dzs), d_probe = stacking.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
+        dzs = stacking.from_loop(dzs, z_dtypes)
         dus, dhhs = (dzs, dzs) if kind == "sum" else dzs
 
         h_prev = masked(cell.hidden(prevs), recurrent_mask)

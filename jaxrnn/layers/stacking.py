@@ -63,6 +63,17 @@ def scan(body: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, **sca
     return carry, jax.tree.map(_narrow, ys, out_dtypes[0])
 
 
+def for_loop(tree: Any) -> Any:
+    """`tree` as a loop should carry a buffer it updates in place step by step: bfloat16 leaves as
+    float32 on XLA:CPU (exact), unchanged on other backends. `from_loop` turns it back."""
+    return jax.tree.map(_widen, tree) if jax.default_backend() == "cpu" else tree
+
+
+def from_loop(tree: Any, dtypes: Any) -> Any:
+    """Undoes `for_loop`: the leaves of `tree` back to `dtypes` (a tree of dtypes shaped like it)."""
+    return jax.tree.map(_narrow, tree, dtypes)
+
+
 def _widen(a: jax.Array) -> jax.Array:
     return a.astype(jnp.float32) if a.dtype == jnp.bfloat16 else a
 
@@ -71,4 +82,4 @@ def _narrow(a: jax.Array, dtype: Any) -> jax.Array:
     return a.astype(dtype) if dtype == jnp.bfloat16 else a
 
 
-__all__ = ["affected", "scan"]
+__all__ = ["affected", "for_loop", "from_loop", "scan"]
