@@ -142,3 +142,87 @@ def test_bfloat16_second_order_through_the_fused_backward():
     want = jax.jit(lambda: curvature(reference))()
     assert float(jnp.abs(want.astype(jnp.float32)).max()) > 0
     _assert_close(got, want, rel=0.1)
+
+
+_UNFUSED = {
+    "lstm-layer-norm": jaxrnn.LSTM(5, layer_norm=True),
+    "gru-reset-before": jaxrnn.GRU(5, reset_after=False),
+}
+
+
+@pytest.mark.parametrize("options", [{}, {"reverse": True, "recurrent_dropout": 0.3, "zoneout": 0.2}], ids=["plain", "reverse-noise"])
+@pytest.mark.parametrize("name", list(_UNFUSED))
+def test_bfloat16_cells_without_a_fused_backward_recompute_each_step(name, options):
+    """A bfloat16 cell without the fused split (layer-norm LSTM, GRU reset-before) takes the
+    recomputing backward on CPU (`stacking.scan_recomputing`): the gradients w.r.t. the parameters,
+    the inputs, the initial carry and the diagnostics probe are autodiff's, with padding, reverse,
+    recurrent dropout and zoneout; `fused_backward=False` keeps plain autodiff."""
+    import dataclasses
+
+    cell = dataclasses.replace(_UNFUSED[name], dtype=jnp.bfloat16)
+    ours, autodiff = (jaxrnn.RNN(cell, fused_backward=f, **options) for f in (None, False))
+    params = ours.init(jax.random.key(0), 4)
+    k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+    xs = jax.random.normal(k1, (3, 10, 4)).astype(jnp.bfloat16)
+    probe = (0.1 * jax.random.normal(k2, (3, 10, 5))).astype(jnp.bfloat16)
+    carry = jax.tree.map(lambda c: (0.5 * jax.random.normal(k3, c.shape)).astype(c.dtype), cell.initial_carry(params, (3,)))
+    lengths = jnp.array([10, 7, 0])
+
+    def run(layer):
+        return lambda p, x, c, pr: layer.apply(p, x, lengths=lengths, carry=c, key=jax.random.key(2), probe=pr)
+
+    def loss(layer):
+        def f(*args):
+            ys, final = run(layer)(*args)
+            return jnp.sum(ys.astype(jnp.float32) ** 2) + sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree.leaves(final))
+        return jax.grad(f, argnums=(0, 1, 2, 3))
+
+    if CPU:
+        assert "custom_vjp_call" in str(jax.make_jaxpr(run(ours))(params, xs, carry, probe))
+        assert "custom_vjp_call" not in str(jax.make_jaxpr(run(autodiff))(params, xs, carry, probe))
+    got = jax.jit(loss(ours))(params, xs, carry, probe)
+    want = jax.jit(loss(autodiff))(params, xs, carry, probe)
+    _assert_close(got, want, rel=0.05)
+
+
+def test_the_recomputing_backward_is_differentiable_again():
+    """Second order (d/dxs of the summed weight gradient) through `scan_recomputing`'s loops equals
+    autodiff's, as the fused backward's does."""
+    import dataclasses
+
+    cell = dataclasses.replace(jaxrnn.LSTM(4, layer_norm=True), dtype=jnp.bfloat16)
+    ours, autodiff = (jaxrnn.RNN(cell, fused_backward=f) for f in (None, False))
+    params = ours.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(1), (2, 6, 3)).astype(jnp.bfloat16)
+
+    def curvature(layer):
+        d_w_hh = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x)[0].astype(jnp.float32) ** 2))
+        return jax.grad(lambda x: jnp.sum(d_w_hh(params, x)["w_hh"].astype(jnp.float32)))(xs)
+
+    got, want = jax.jit(lambda: curvature(ours))(), jax.jit(lambda: curvature(autodiff))()
+    assert float(jnp.abs(want.astype(jnp.float32)).max()) > 0
+    _assert_close(got, want, rel=0.1)
+
+
+def test_scan_recomputing_float32_equals_autodiff_exactly_enough():
+    """In float32 (no bfloat16 anywhere) the recomputed gradients equal autodiff's to round-off, with
+    a per-step input that takes no gradient and a constant."""
+    w = jax.random.normal(jax.random.key(0), (H, H)) * 0.3
+    xs = jax.random.normal(jax.random.key(1), (T, B, H))
+    keep = jax.random.bernoulli(jax.random.key(2), 0.7, (T, B, 1))
+
+    def step(params, scale, h, x, m):
+        h = jnp.where(m, jnp.tanh(scale * x + h @ params["w"]), h)
+        return h, h * h
+
+    def loss(scan_fn):
+        def f(p, h0, x):
+            final, ys = scan_fn(p, h0, x)
+            return jnp.sum(ys) + jnp.sum(jnp.sin(final))
+        return jax.grad(f, argnums=(0, 1, 2))
+
+    h0 = jnp.ones((B, H)) * 0.1
+    ours = loss(lambda p, h0, x: stacking.scan_recomputing(step, p, h0, x, 0.5, keep, reverse=True, unroll=2))
+    plain = loss(lambda p, h0, x: jax.lax.scan(lambda h, xm: step(p, 0.5, h, *xm), h0, (x, keep), reverse=True))
+    for a, b in zip(jax.tree.leaves(jax.jit(ours)({"w": w}, h0, xs)), jax.tree.leaves(jax.jit(plain)({"w": w}, h0, xs)), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

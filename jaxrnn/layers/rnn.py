@@ -355,16 +355,24 @@ class RNN:
                 reverse=self.reverse, unroll=unroll, hoist=hoist,
                 inference_unroll=self.scan_unroll(params, xs.shape[1], differentiated=False),
             )
-        recur_kw = {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
 
-        def body(c: Carry, step_inputs: tuple) -> tuple[Carry, Array]:
-            x_or_u, ok, p, zm = step_inputs
+        def step(params: Params, rec_mask: Array | None, c: Carry, x_and_probe: tuple, ok_and_zm: tuple) -> tuple[Carry, Array]:
+            (x_or_u, p), (ok, zm) = x_and_probe, ok_and_zm
             u = x_or_u if hoist else cell.project(params, x_or_u)
+            recur_kw = {} if rec_mask is None else {"recurrent_mask": rec_mask}
             return finish(*cell.recur(params, c, u, **recur_kw), c, ok, p, zm)
 
         inputs = cell.project(params, xs) if hoist else xs
-        scanned = (inputs, valid, probe, zone_masks)
-        return stacking.scan(body, carry, scanned, reverse=self.reverse, unroll=unroll)
+        loop = dict(reverse=self.reverse, unroll=unroll)
+        if fused and stacking.affected(params, carry, inputs):
+            # autodiff's bfloat16 residual stacks are rewritten whole every step on XLA:CPU
+            return stacking.scan_recomputing(step, params, carry, (inputs, probe), recurrent_mask, (valid, zone_masks), **loop)
+
+        def body(c: Carry, step_inputs: tuple) -> tuple[Carry, Array]:
+            x_or_u, ok, p, zm = step_inputs
+            return step(params, recurrent_mask, c, (x_or_u, p), (ok, zm))
+
+        return stacking.scan(body, carry, (inputs, valid, probe, zone_masks), **loop)
 
     def scan_unroll(self, params: Params, batch: int, *, differentiated: bool = True) -> int | bool:
         """The unroll factor the loop over a flat batch of ``batch`` sequences runs with: ``unroll``,
