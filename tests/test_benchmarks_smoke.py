@@ -120,7 +120,8 @@ def test_interleaved_ab_runner_and_table(tmp_path):
 
 
 def test_bf16_stacking_benchmark_runs(tmp_path):
-    """The three loops of `benchmarks.bf16_stacking` agree and are timed; lax.scan is each ratio's 1.00."""
+    """The loops of `benchmarks.bf16_stacking` agree and are timed (lax.scan is each ratio's 1.00), and so
+    are the whole layers of cells without a fused backward."""
     import jax.numpy as jnp
     import numpy as np
 
@@ -132,7 +133,12 @@ def test_bf16_stacking_benchmark_runs(tmp_path):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
     out = tmp_path / "bf16.json"
     assert bf16_stacking.main(["--quick", "--reps", "1", "--no-report", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 4 and all(r["median"] > 0 for r in rows)
-    text = bf16_stacking.markdown(rows, {"cpu_model": "x"}, "cmd")
+    result = json.loads(out.read_text())
+    rows, cell_rows = result["rows"], result["cell_rows"]
+    assert len(rows) == 2 * len(bf16_stacking.LOOPS) and all(r["median"] > 0 for r in rows)
+    assert len(cell_rows) == len(bf16_stacking.CELLS) * len(bf16_stacking.CELL_VARIANTS)
+    assert all(r["median"] > 0 for r in cell_rows)
+    text = bf16_stacking.markdown(rows, {"cpu_model": "x"}, "cmd", cell_rows)
     assert "| 6, 2, 4 | bfloat16 | `stacking.scan` | " in text and "(1.00)" in text
+    assert "| 6, 2, 4 | bfloat16 | `stacking.scan_recomputing` | " in text
+    assert "| 5, 2, 8 | `LSTM(layer_norm=True)` | " in text
