@@ -27,7 +27,7 @@ from benchmarks.peers import flax_peer, jaxrnn_peer, torch_peer
 from benchmarks.peers.common import inputs, make_jax_case
 from benchmarks.spec import Spec
 from benchmarks.suites import CPU_SHAPES
-from benchmarks.timing import measure
+from benchmarks.timing import measure_interleaved
 
 VARIANTS = {
     "jaxrnn (default)": {},
@@ -47,16 +47,20 @@ def _variant_cases(spec: Spec) -> list[Any]:
     return cases
 
 
-def ablation(specs: list[Spec], *, reps: int, warmup: int, log=print) -> list[dict]:
+def ablation(specs: list[Spec], *, reps: int, warmup: int, min_seconds: float = 0.0, log=print) -> list[dict]:
+    """Each shape's variants and peers timed in turn (`measure_interleaved`), forward then forward+backward,
+    so the machine's drift falls on all of them alike."""
     rows = []
     for spec in specs:
         cases = _variant_cases(spec) + flax_peer.build(spec)[:1] + torch_peer.build(spec)
-        for case in cases:
-            entry = {"network": spec.network, "shape": spec.shape, "impl": case.impl}
-            for mode, fn in (("fwd", case.forward), ("fwdbwd", case.forward_backward)):
-                entry[mode] = measure(fn, reps=reps, warmup=warmup)["median"]
-            log(f"{spec.network:5s} {spec.shape:28s} {case.impl:30s} fwd {entry['fwd'] * 1e3:8.2f}  f+b {entry['fwdbwd'] * 1e3:8.2f} ms")
-            rows.append(entry)
+        entries = [{"network": spec.network, "shape": spec.shape, "impl": case.impl} for case in cases]
+        for mode, attr in (("fwd", "forward"), ("fwdbwd", "forward_backward")):
+            fns = [getattr(case, attr) for case in cases]
+            for entry, t in zip(entries, measure_interleaved(fns, reps=reps, warmup=warmup, min_seconds=min_seconds)):
+                entry[mode] = t["median"]
+        for entry in entries:
+            log(f"{spec.network:5s} {spec.shape:28s} {entry['impl']:30s} fwd {entry['fwd'] * 1e3:8.2f}  f+b {entry['fwdbwd'] * 1e3:8.2f} ms")
+        rows += entries
     return rows
 
 
@@ -93,7 +97,7 @@ def markdown(rows: list[dict], prof: dict, env: dict, command: str) -> str:
     lines = [
         f"## Hot path — {env.get('gpu') or env['cpu_model']}",
         "",
-        f"Command: `{command}`. Medians in ms, one process; lower is better.",
+        f"Command: `{command}`. Medians in ms, one process, each shape's columns timed in turn; lower is better.",
         "",
         "| network | shape | " + " | ".join(f"{v} fwd / f+b" for v in [*VARIANTS, "linen", "torch"]) + " |",
         "|---|---|" + "---|" * (len(VARIANTS) + 2),
@@ -119,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=pathlib.Path)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="time each shape and mode for about this long")
     parser.add_argument("--quick", action="store_true", help="one tiny shape, one rep: checks the script runs")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     shapes = [(4, 16, 8, 16)] if args.quick else CPU_SHAPES
     specs = [Spec(cell, *shape) for shape in shapes for cell in ("lstm", "gru", "rnn")]
     reps, warmup = (1, 0) if args.quick else (args.reps, args.warmup)
-    rows = ablation(specs, reps=reps, warmup=warmup)
+    rows = ablation(specs, reps=reps, warmup=warmup, min_seconds=0.0 if args.quick else args.min_seconds)
     prof = profile(Spec("lstm", *(shapes[0] if args.quick else (32, 128, 32, 128))), runs=2 if args.quick else 10)
     env = environment.describe()
     command = "python -m benchmarks.hot_path " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -112,6 +112,7 @@ def test_stacked_key_type():
         (lambda: jaxrnn.GRU(2.5), ValueError, ("'hidden_size'", "got 2.5")),
         (lambda: jaxrnn.SimpleRNN(3, activation="sigmoid"), ValueError, ("'activation'", "['tanh', 'relu']", "'sigmoid'")),
         (lambda: jaxrnn.LSTM(3, dtype=jnp.int32), TypeError, ("'dtype'", "floating", "int32")),
+        (lambda: jaxrnn.LRU(3, dtype=jnp.bfloat16), ValueError, ("LRU", "'dtype'", "float32 or float64", "bfloat16")),
         (lambda: jaxrnn.LSTM(3, forget_bias="1"), TypeError, ("'forget_bias'", "float")),
         (lambda: jaxrnn.LSTM(3, use_bias=1), TypeError, ("'use_bias'", "bool", "got 1")),
         (lambda: jaxrnn.RNN("lstm"), TypeError, ("RNN", "'cell'", "got str")),

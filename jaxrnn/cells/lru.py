@@ -94,6 +94,9 @@ class LRU(LinearCell):
             )
         if self.max_phase <= 0:
             raise ValueError(f"LRU: argument 'max_phase' must be positive, got {self.max_phase}")
+        if jnp.dtype(self.dtype) not in (jnp.float32, jnp.float64):
+            # the state is complex, and JAX's complex types are complex64 / complex128 only
+            raise ValueError(f"LRU: argument 'dtype' must be float32 or float64 (the state is complex), got {jnp.dtype(self.dtype).name}")
 
     @property
     def num_states(self) -> int:

@@ -19,6 +19,11 @@ in bfloat16. That costs those buffers twice their memory. Moving them as their 1
 (``uint16``) would not, and measured as fast, but its gradient is silently zero, and the custom VJP's
 loops are themselves differentiated for second-order derivatives. Other backends have native
 bfloat16 and get `jax.lax.scan` unchanged.
+
+`scan` fixes a loop's own inputs and outputs, not the residuals autodiff stacks to differentiate it.
+`jaxrnn.RNN` keeps those out of the loop with its fused backward (`jaxrnn.layers.fused`) or, for
+cells without one, with `scan_recomputing`, whose backward recomputes each step from the carry
+that entered it.
 """
 
 from __future__ import annotations
