@@ -47,6 +47,12 @@ STUDIES = [
           [(32, 128, 128, 512), (64, 64, 128, 512), (128, 64, 128, 256), (256, 64, 128, 512), (512, 32, 128, 512),
            (1024, 16, 64, 128)],
           [{"fused_backward": True}, {"fused_backward": False}]),
+    Study("fused backward vs autodiff at small batch",
+          [(1, 1000, 8, 64), (1, 1000, 8, 128), (4, 1000, 8, 64), (8, 512, 32, 128), (16, 512, 64, 256)],
+          [{"fused_backward": True}, {"fused_backward": False}]),
+    Study("hoisted input projection", [(1, 1000, 8, 64), (4, 1000, 8, 64), (32, 128, 32, 128), (16, 512, 64, 256),
+                                       (256, 64, 128, 512)],
+          [{"hoist": False}, {"hoist": True}]),
 ]
 # The same questions on a GPU, where the cuDNN layout (hoisted input GEMM, fused backward) is the default
 # and a loop iteration costs microseconds of launch and host-side loop control.
@@ -65,7 +71,7 @@ QUICK_STUDIES = [Study("smoke", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}]),
 
 
 def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warmup: int = 2,
-                mode: str = "fwdbwd") -> list[float]:
+                mode: str = "fwdbwd", min_seconds: float = 3.0) -> list[float]:
     """Median seconds of each variant's forward+backward (`mode="fwdbwd"`) or forward pass (`"fwd"`),
     timed in alternation."""
     xs = inputs(spec)
@@ -76,17 +82,19 @@ def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warm
         functions = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
         compiled = compile_jax(functions[mode == "fwdbwd"], params, xs)[0]
         runs.append(lambda compiled=compiled, params=params: block(compiled(params, xs)))
-    return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup)]
+    # at least `rounds`, more for millisecond cases (about `min_seconds` per case): their calls scatter by 2x here
+    return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup, min_seconds=min_seconds)]
 
 
-def study(studies: list[Study], cells: list[str], *, rounds: int, log=print, after_row=None) -> list[dict]:
+def study(studies: list[Study], cells: list[str], *, rounds: int, min_seconds: float = 3.0, log=print,
+          after_row=None) -> list[dict]:
     rows = []
     for st in studies:
         for dtype in st.dtypes:
             for shape in st.shapes:
                 for cell in cells:
                     spec = Spec(cell, *shape, dtype=dtype)
-                    medians = interleaved(spec, st.variants, rounds=rounds, mode=st.mode)
+                    medians = interleaved(spec, st.variants, rounds=rounds, mode=st.mode, min_seconds=min_seconds)
                     row = {"question": st.question, "mode": st.mode, "dtype": dtype, "network": cell.upper(),
                            "shape": spec.shape, "variants": st.variants, "medians": medians}
                     log(f"{st.question:36s} {dtype:8s} {row['network']:5s} {row['shape']:28s} " + "  ".join(
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     studies = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
     studies = [st for st in studies if args.only in st.question]
-    rows = study(studies, args.cells.split(","), rounds=args.rounds, after_row=save)
+    rows = study(studies, args.cells.split(","), rounds=args.rounds, min_seconds=0.0 if args.quick else 3.0, after_row=save)
     save(rows)
     if not args.no_report:
         report.write_section("loop-defaults-gpu" if args.gpu else "loop-defaults", markdown(rows, env, command))

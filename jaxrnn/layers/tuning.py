@@ -34,8 +34,9 @@ def default_hoist() -> bool:
     """Whether `RNN` runs the input projection for all steps before the loop on this backend.
 
     On XLA:CPU it does not: reading the projected inputs back step by step inside the fused gate math
-    costs more than the small per-step input GEMM, in the forward and the backward pass (1.14-1.71x
-    slower when hoisted). On GPU / TPU the single big GEMM is the cuDNN layout.
+    costs more than the small per-step input GEMM, in the forward and the backward pass (forward+backward
+    1.08-1.37x slower hoisted for LSTM and GRU, up to 1.26x for Elman, ``python -m benchmarks.ab --only
+    "hoisted input projection"``). On GPU / TPU the single big GEMM is the cuDNN layout.
     """
     return not _on_cpu()
 
@@ -70,9 +71,9 @@ def default_fused_backward() -> bool:
     """Whether `RNN` differentiates with the fused custom VJP (`jaxrnn.layers.fused`) where the cell
     supports it: on every backend. On an H100 it was 1.19-1.59x faster than autodiff; on XLA:CPU,
     since the backward stacks ``dz`` in place of the forward's ``z`` and forms the kernel gradients
-    as one GEMM, autodiff took 0.95-1.45x its time at every batch from 32 to 1024 rows
-    (``python -m benchmarks.ab --only "fused backward"``; before that change autodiff won from about
-    128 rows for GRU and Elman).
+    as one GEMM, autodiff took 0.95-1.42x its time at every batch from 32 to 1024 rows and 1.12-4.2x
+    from 1 to 16 rows (``python -m benchmarks.ab --only "fused backward"``; before that change autodiff
+    won from about 128 rows for GRU and Elman).
     It also keeps autodiff's bfloat16 residual stacks, which XLA:CPU writes whole every step
     (`jaxrnn.layers.stacking`), out of the loop."""
     return True
