@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import statistics
 import time
 from typing import Any, Callable, Sequence
@@ -36,10 +37,14 @@ def measure_interleaved(
     by 2x here, and only many rounds make their medians repeatable. At least one warm-up call (it
     also times a round).
 
-    Each round starts one function further along (round r calls fns[r % n] first): whatever a call
-    leaves behind falls on the next one, and PyTorch's OpenMP threads keep spinning on a core after its
-    call, which made the function timed right after it 13-15% slower on this 2-core machine. Rotating
-    spreads that over every function alike instead of always charging the same one."""
+    Whatever a call leaves behind falls on the next one: PyTorch's OpenMP (libgomp) threads keep
+    spinning on a core after its call. So each round calls the functions in a fresh random order
+    (seeded), so every function follows every other about equally often. An earlier version only rotated
+    the starting function, which kept each function's predecessor the same in all but one call per
+    round: the function listed after PyTorch's (jaxrnn, first in every suite) paid for its spinning
+    threads, +46% at LSTM (1,1000,8,64) against +5-13% for the JAX peers (runs with and without
+    PyTorch, one after the other). Pausing after each call instead made every call slower
+    (threads woken from sleep), PyTorch's most."""
     t0 = time.perf_counter()
     for fn in fns:
         for _ in range(max(warmup, 1)):
@@ -48,9 +53,11 @@ def measure_interleaved(
     rounds = max(reps, min(20 * reps, math.ceil(min_seconds / max(round_seconds, 1e-9))))
     load_before = os.getloadavg()[0]
     times: list[list[float]] = [[] for _ in fns]
-    n = len(fns)
-    for r in range(rounds):
-        for i in [(r + k) % n for k in range(n)]:
+    order = list(range(len(fns)))
+    shuffle = random.Random(0).shuffle
+    for _ in range(rounds):
+        shuffle(order)
+        for i in order:
             t0 = time.perf_counter()
             fns[i]()
             times[i].append(time.perf_counter() - t0)
