@@ -8,9 +8,9 @@ all T steps twice instead of writing one (O(T^2), not in place). ``python -m ben
 `jax.lax.scan` in bfloat16 103 / 160 / 156 ms at (T, B, H) = (1000, 1, 64) / (512, 16, 256) /
 (64, 256, 512), against 0.72 / 21.6 / 111 ms in float32; `scan` here 0.80 / 25.6 / 119 ms. float16
 is not affected. The same happens to the residuals and cotangents that autodiff of a scan stacks:
-Flax, Equinox and Haiku train a bfloat16 RNN on CPU 1.3-82x slower (median 3.3x) than in float32
+Flax, Equinox and Haiku train a bfloat16 RNN on CPU 1.3-73x slower (median 3.2x) than in float32
 (``benchmarks/RESULTS.md``, suite cpu), and so did jaxrnn before this module; its bfloat16
-forward+backward is now 1.1-2.4x its float32 time.
+forward+backward is now 0.9-1.9x its float32 time (the fused cells; the others 1.2-2.2x, `scan_recomputing`).
 
 The way round is to stack something XLA does not normalise. `scan` moves bfloat16 leaves of the
 scanned inputs and the stacked outputs across the loop boundary as float32 (exact both ways: every
