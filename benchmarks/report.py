@@ -99,7 +99,8 @@ def markdown(suite: str, env: dict[str, Any], results: list[dict[str, Any]], com
         f"## Suite `{suite}` — {device}",
         "",
         f"Command: `{command}`. Times are medians of repeated runs after warm-up (min–max in brackets); all "
-        "implementations of a shape are compiled first and then timed in turn, one call each per round, so "
+        "implementations of a shape are compiled first and then timed in turn, one call each per round in a "
+        "fresh random order, so "
         "the machine's drift falls on all of them alike and stays out of the ratios; "
         "forward and forward+backward (value_and_grad w.r.t. params and inputs), jitted; compile time and "
         "XLA's peak-memory estimate (arguments + outputs + temporaries) are reported apart. "

@@ -27,7 +27,8 @@ def run(specs, *, reps: int, warmup: int, min_seconds: float = 0.0, families: se
     """Times every selected peer family on every spec; returns one entry per (spec, impl).
 
     All implementations of one spec are built (compiled) first and then timed in turn, one call each
-    per round (`measure_interleaved`), so the machine's drift does not enter the ratios.
+    per round in a fresh random order (`measure_interleaved`), so the machine's drift does not enter
+    the ratios.
     `after_spec(results_so_far)` runs after each spec: a run cut off by a time limit keeps what it had."""
     results = []
     for spec in specs:
