@@ -66,12 +66,14 @@ GPU_STUDIES = [
     Study("unroll of the forward pass alone on GPU", [G1, (64, 1024, 1024, 1024), (256, 256, 2048, 2048)],
           GPU_UNROLLS[:3], mode="fwd", dtypes=("float32", "float16")),
 ]
+# Each case is timed for at least `rounds` rounds and about this long: millisecond calls scatter by 2x here.
+MIN_SECONDS = 3.0
 QUICK_STUDIES = [Study("smoke", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}]),
                  Study("smoke, forward", [(2, 5, 3, 4)], [{"unroll": 1}, {"unroll": 2}], mode="fwd")]
 
 
 def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warmup: int = 2,
-                mode: str = "fwdbwd", min_seconds: float = 3.0) -> list[float]:
+                mode: str = "fwdbwd", min_seconds: float = MIN_SECONDS) -> list[float]:
     """Median seconds of each variant's forward+backward (`mode="fwdbwd"`) or forward pass (`"fwd"`),
     timed in alternation."""
     xs = inputs(spec)
@@ -82,11 +84,10 @@ def interleaved(spec: Spec, variants: list[dict[str, Any]], *, rounds: int, warm
         functions = jax_case_functions(lambda p, x, layer=layer: layer.apply(p, x)[0], params, xs)
         compiled = compile_jax(functions[mode == "fwdbwd"], params, xs)[0]
         runs.append(lambda compiled=compiled, params=params: block(compiled(params, xs)))
-    # at least `rounds`, more for millisecond cases (about `min_seconds` per case): their calls scatter by 2x here
     return [t["median"] for t in measure_interleaved(runs, reps=rounds, warmup=warmup, min_seconds=min_seconds)]
 
 
-def study(studies: list[Study], cells: list[str], *, rounds: int, min_seconds: float = 3.0, log=print,
+def study(studies: list[Study], cells: list[str], *, rounds: int, min_seconds: float = MIN_SECONDS, log=print,
           after_row=None) -> list[dict]:
     rows = []
     for st in studies:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     studies = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
     studies = [st for st in studies if args.only in st.question]
-    rows = study(studies, args.cells.split(","), rounds=args.rounds, min_seconds=0.0 if args.quick else 3.0, after_row=save)
+    rows = study(studies, args.cells.split(","), rounds=args.rounds, min_seconds=0.0 if args.quick else MIN_SECONDS, after_row=save)
     save(rows)
     if not args.no_report:
         report.write_section("loop-defaults-gpu" if args.gpu else "loop-defaults", markdown(rows, env, command))

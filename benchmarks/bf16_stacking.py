@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 import jaxrnn
 from benchmarks import environment, report
-from benchmarks.timing import block, measure_interleaved
+from benchmarks.timing import block, compile_jax, measure_interleaved
 from jaxrnn.layers import stacking
 
 SHAPES = [(1000, 1, 64), (512, 16, 256), (64, 256, 512)]  # (T, B, H)
@@ -79,7 +79,7 @@ def measure_cells(shape: tuple[int, int, int], *, reps: int) -> list[dict[str, A
             params = layer.init(jax.random.key(0), 64)
             xs = jax.random.normal(jax.random.key(1), (B, T, 64)).astype(dtype)
             grad = jax.grad(lambda p, x, layer=layer: layer.apply(p, x)[0].astype(jnp.float32).sum(), argnums=(0, 1))
-            compiled = jax.jit(grad).lower(params, xs).compile()
+            compiled = compile_jax(grad, params, xs)[0]
             runs.append(lambda c=compiled, p=params, x=xs: block(c(p, x)))
             rows.append({"T": T, "B": B, "H": H, "cell": cell_name, "variant": variant})
     for row, t in zip(rows, measure_interleaved(runs, reps=reps, warmup=1, min_seconds=2.0)):
@@ -98,7 +98,7 @@ def measure_case(shape: tuple[int, int, int], dtype_name: str, *, reps: int) -> 
         for mode in ("fwd", "fwdbwd"):
             fn = forward if mode == "fwd" else jax.grad(
                 lambda w, x, f=forward: f(w, x).astype(jnp.float32).sum(), argnums=(0, 1))
-            compiled = jax.jit(fn).lower(w, xs).compile()
+            compiled = compile_jax(fn, w, xs)[0]
             runs.append(lambda c=compiled: block(c(w, xs)))
             rows.append({"T": T, "B": B, "H": H, "dtype": dtype_name, "loop": name, "mode": mode})
     for row, t in zip(rows, measure_interleaved(runs, reps=reps, warmup=2, min_seconds=2.0)):
