@@ -37,6 +37,13 @@ def test_unavailable_peers_are_skipped_with_a_reason():
     assert "Elman" in skipped["equinox"] or "not installed" in skipped["equinox"]
 
 
+def test_every_jax_peer_runs_in_bfloat16():
+    # A peer that errors in bfloat16 would silently drop out of the bfloat16 table.
+    families = {"flax.linen", "flax.nnx", "haiku"}
+    results = run.run([Spec("gru", 2, 4, 3, 4, dtype="bfloat16")], reps=1, warmup=0, families=families, log=lambda *_: None)
+    assert {e["family"] for e in results} == families and not [e for e in results if "skipped" in e]
+
+
 def test_results_section_is_replaced_in_place(tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text("# Benchmark results\n\nintro\n")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from flax import nnx
 
-from benchmarks.peers.common import inputs, jax_dtype, make_jax_case
+from benchmarks.peers.common import cast_floats, inputs, jax_dtype, make_jax_case
 from benchmarks.spec import Case, Spec, Unsupported
 
 FAMILY = "flax.nnx"
@@ -20,12 +21,17 @@ def build(spec: Spec) -> list[Case]:
         raise Unsupported("benchmarked single-layer only (linen covers the deep bidirectional case)")
     xs = inputs(spec)
     dtype = jax_dtype(spec)
+    # NNX's orthogonal recurrent initialiser runs a QR, which has no bfloat16 kernel on CPU: initialise
+    # in float32 and cast parameters and carry, as the haiku peer does.
+    note = "initialised in float32, then cast" if dtype != jnp.float32 else ""
     cases = []
     for name, cls in CELLS[spec.cell].items():
-        model = nnx.RNN(cls(spec.input_size, spec.hidden, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)))
+        cell = cls(spec.input_size, spec.hidden, dtype=dtype, param_dtype=jnp.float32, rngs=nnx.Rngs(0))
+        model = nnx.RNN(cell)
         # nnx.RNN draws its carry from an Rngs stream, which cannot be mutated inside jit: make it once.
-        carry = model.cell.initialize_carry((spec.batch, spec.input_size), nnx.Rngs(0))
+        carry = cast_floats(model.cell.initialize_carry((spec.batch, spec.input_size), nnx.Rngs(0)), dtype)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        params = cast_floats(params, dtype)
         apply = lambda p, x, g=graphdef, r=rest, c=carry: nnx.merge(g, p, r)(x, initial_carry=c)  # noqa: E731
-        cases.append(make_jax_case(name, apply, params, xs))
+        cases.append(make_jax_case(name, apply, params, xs, note=note))
     return cases
