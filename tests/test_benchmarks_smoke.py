@@ -42,7 +42,7 @@ def test_every_jax_peer_runs_in_bfloat16():
     families = {"flax.linen", "flax.nnx", "haiku"}
     results = run.run([Spec("gru", 2, 4, 3, 4, dtype="bfloat16")], reps=1, warmup=0, families=families, log=lambda *_: None)
     assert {e["family"] for e in results} == families
-    # Haiku and Equinox are bench extras, absent from a test install: only "not installed" may skip.
+    # Haiku is a bench extra, absent from a test install: only "not installed" may skip.
     assert not [e for e in results if "skipped" in e and "not installed" not in e["skipped"]]
     assert any(e["family"] == "flax.nnx" and "fwdbwd" in e for e in results)
 
