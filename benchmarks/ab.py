@@ -53,6 +53,11 @@ STUDIES = [
     Study("hoisted input projection", [(1, 1000, 8, 64), (4, 1000, 8, 64), (32, 128, 32, 128), (16, 512, 64, 256),
                                        (256, 64, 128, 512)],
           [{"hoist": False}, {"hoist": True}]),
+    # inside the default's region (8-32 rows, gates >= 512 wide) and around it
+    Study("feature-major inference loop (forward)",
+          [(2, 256, 64, 512), (4, 512, 64, 128), (4, 256, 64, 512), (8, 256, 64, 128), (8, 256, 64, 512),
+           (16, 512, 64, 256), (32, 128, 32, 128), (32, 128, 128, 512), (64, 128, 64, 256), (256, 64, 128, 512)],
+          [{"feature_major": False}, {"feature_major": True}], mode="fwd"),
 ]
 # The same questions on a GPU, where the cuDNN layout (hoisted input GEMM, fused backward) is the default
 # and a loop iteration costs microseconds of launch and host-side loop control.
@@ -120,13 +125,24 @@ def markdown(rows: list[dict], env: dict, command: str) -> str:
         if r["question"] != question:
             question = r["question"]
             names = [json.dumps(v) for v in r["variants"]]
-            lines += ["", f"**{question}**", "", "| network | shape | " + " | ".join(f"`{n}` ms" for n in names) + " |",
-                      "|---|---|" + "---|" * len(names)]
+            lines += ["", f"**{question}**", ""]
+            if r.get("command", command) != command:
+                lines += [f"Command: `{r['command']}`.", ""]
+            lines += ["| network | shape | " + " | ".join(f"`{n}` ms" for n in names) + " |", "|---|---|" + "---|" * len(names)]
         cells = [f"{m * 1e3:.3g} ({m / r['medians'][0]:.2f})" for m in r["medians"]]
         dtype = r.get("dtype", "float32")
         shape = r["shape"] if dtype == "float32" else f"{r['shape']}, {dtype}"
         lines.append(f"| {r['network']} | {shape} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def merge_base(path: pathlib.Path | None, studies: list[Study]) -> tuple[list[dict], str | None]:
+    """The rows of an earlier run in `path` whose questions are not among `studies`, and its command."""
+    if path is None or not path.exists():
+        return [], None
+    earlier = json.loads(path.read_text())
+    rerun = {st.question for st in studies}
+    return [row for row in earlier["rows"] if row["question"] not in rerun], earlier.get("command")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,15 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     env = environment.describe()
     command = "python -m benchmarks.ab " + " ".join(argv if argv is not None else sys.argv[1:])
 
-    def save(rows: list[dict]) -> None:
-        report.write_json(args.json, {"environment": env, "command": command, "rows": rows})
+    every = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
+    studies = [st for st in every if args.only in st.question]
+    # with --only, the other studies' rows already in --json stay (one study can be rerun on its own)
+    earlier, earlier_command = merge_base(args.json, studies) if args.only else ([], None)
+    header_command = earlier_command if earlier else command  # rows of other commands name theirs
 
-    studies = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
-    studies = [st for st in studies if args.only in st.question]
+    def save(rows: list[dict]) -> list[dict]:
+        for row in rows:
+            row.setdefault("command", command)
+        merged = sorted(earlier + rows, key=lambda r: [st.question for st in every].index(r["question"]))
+        report.write_json(args.json, {"environment": env, "command": header_command, "rows": merged})
+        return merged
+
     rows = study(studies, args.cells.split(","), rounds=args.rounds, min_seconds=0.0 if args.quick else MIN_SECONDS, after_row=save)
-    save(rows)
+    rows = save(rows)
     if not args.no_report:
-        report.write_section("loop-defaults-gpu" if args.gpu else "loop-defaults", markdown(rows, env, command))
+        report.write_section("loop-defaults-gpu" if args.gpu else "loop-defaults", markdown(rows, env, header_command))
     return 0
 
 

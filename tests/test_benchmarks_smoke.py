@@ -125,8 +125,12 @@ def test_interleaved_ab_runner_and_table(tmp_path):
         assert row["variants"] == [{"unroll": 1}, {"unroll": 2}] and all(m > 0 for m in row["medians"])
     text = ab.markdown([both], {"cpu_model": "x"}, "cmd")
     assert '`{"unroll": 2}` ms' in text and "| GRU | B=2 T=5 I=3 H=4 | " in text and "(1.00)" in text
+    # --only reruns one study and keeps the others' rows of the same --json file, each naming its command
     assert ab.main(["--quick", "--only", "forward", "--rounds", "2", "--cells", "rnn", "--no-report", "--json", str(out)]) == 0
-    assert [r["question"] for r in json.loads(out.read_text())["rows"]] == ["smoke, forward"]
+    kept, rerun = json.loads(out.read_text())["rows"]
+    assert (kept["question"], kept["network"], rerun["question"], rerun["network"]) == ("smoke", "GRU", "smoke, forward", "RNN")
+    assert "--only forward" in rerun["command"] and "--only" not in kept["command"]
+    assert "Command: `python -m benchmarks.ab --quick --only forward" in ab.markdown([kept, rerun], {"cpu_model": "x"}, kept["command"])
 
 
 def test_bf16_stacking_benchmark_runs(tmp_path):

@@ -24,6 +24,11 @@ def test_cpu_rules():
     assert tuning.default_fused_backward()  # faster than autodiff at every batch measured, 32 to 1024 rows
     assert not tuning.default_hoist()
     assert not tuning.default_fuse_directions()
+    # feature-major inference loop: 8-32 rows, gates >= 512 wide
+    assert tuning.default_feature_major(16, 4 * 256) and tuning.default_feature_major(8, 512)
+    assert tuning.default_feature_major(32, 3 * 512)
+    assert not tuning.default_feature_major(4, 4 * 512) and not tuning.default_feature_major(64, 4 * 256)
+    assert not tuning.default_feature_major(32, 3 * 128) and not tuning.default_feature_major(1, 4 * 64)
 
 
 def test_gpu_rules(monkeypatch):
@@ -34,6 +39,7 @@ def test_gpu_rules(monkeypatch):
     assert tuning.default_unroll(16, None) == 1  # no dense recurrent kernel (convolutional cells)
     assert tuning.default_hoist() and tuning.default_fused_backward()
     assert tuning.default_fuse_directions()
+    assert not tuning.default_feature_major(16, 4 * 256)  # unmeasured on GPU
 
 
 def test_scan_unroll_resolves_none_and_keeps_explicit():

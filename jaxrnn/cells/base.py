@@ -233,6 +233,15 @@ class Cell(abc.ABC):
         return input_size
 
 
+KERNEL_KEYS = ("w_ih", "w_hh", "b")  # act only through u = project(x) and hh = h @ w_hh
+
+
+def update_params(params: Params) -> Params:
+    """The parameters `Cell.update` may read: all but the kernels and the bias, which act only
+    through its argument ``z``."""
+    return {k: v for k, v in params.items() if k not in KERNEL_KEYS}
+
+
 def masked(h: Array, mask: Array | None) -> Array:
     """``h * mask``, or `h` itself when there is no mask (no extra op in the common path)."""
     return h if mask is None else h * mask

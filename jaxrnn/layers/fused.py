@@ -22,17 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn._typing import Array, Carry, Params
-from jaxrnn.cells.base import Cell, masked
+from jaxrnn.cells.base import Cell, masked, update_params
 from jaxrnn.layers import stacking
-
-KERNEL_KEYS = ("w_ih", "w_hh", "b")  # act only through u = project(x) and hh = h @ w_hh
+from jaxrnn.layers.feature_major import feature_major_scan
 
 # finish(new_carry, y, prev_carry, valid_t, probe_t, zoneout_mask_t) -> (new_carry, y)
 StepFinisher = Callable[[Carry, Array, Carry, Any, Any, Any], tuple[Carry, Array]]
-
-
-def _rest(params: Params) -> Params:
-    return {k: v for k, v in params.items() if k not in KERNEL_KEYS}
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -54,6 +49,7 @@ def fused_scan(
     unroll: int | bool,
     hoist: bool,
     inference_unroll: int | bool | None = None,
+    feature_major: bool = False,
 ) -> tuple[Carry, Array]:
     """``lax.scan`` of `cell` over time-major `xs` ``[T, B, F]``; returns ``(final_carry, ys)``.
 
@@ -61,7 +57,9 @@ def fused_scan(
     custom VJP only changes how the gradients are computed. `hoist` runs the input projection for all
     steps before the loop (one GEMM) instead of inside it. `unroll` is the loops' unroll factor when
     gradients are taken, `inference_unroll` (default: `unroll`) when none is: the custom VJP's primal
-    runs only then, so each case gets the loop that is fastest for it.
+    runs only then, so each case gets the loop that is fastest for it. `feature_major` runs that
+    primal with the batch on the last axis (`jaxrnn.layers.feature_major`; needs
+    `supports_feature_major`).
     """
     inference_unroll = unroll if inference_unroll is None else inference_unroll
     kind = cell.recurrence
@@ -90,6 +88,11 @@ def fused_scan(
 
     @jax.custom_vjp
     def run(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
+        if feature_major:
+            return feature_major_scan(
+                cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
+                reverse=reverse, unroll=inference_unroll,
+            )
         return forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=False, unroll=inference_unroll)
 
     def run_fwd(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
@@ -99,7 +102,7 @@ def fused_scan(
     def run_bwd(residuals, cotangents):
         params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs = residuals
         d_final, d_ys = cotangents
-        rest = _rest(params)
+        rest = update_params(params)
         w_hh_t = params["w_hh"].T
 
         def step_back(dc, d_rest, c_prev, z, dy, ok, p, zm):

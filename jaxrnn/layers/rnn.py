@@ -16,7 +16,8 @@ from jaxrnn.cells.base import Cell
 from jaxrnn.cells.linear import LinearCell
 from jaxrnn.layers import noise, stacking
 from jaxrnn.layers.fused import fused_scan, supports_fused
-from jaxrnn.layers.tuning import default_fused_backward, default_hoist, default_unroll
+from jaxrnn.layers.feature_major import supports_feature_major
+from jaxrnn.layers.tuning import default_feature_major, default_fused_backward, default_hoist, default_unroll
 from jaxrnn.masking import where_valid
 from jaxrnn.parallel import NewtonInfo
 from jaxrnn.parallel.evaluate import METHODS, evaluate
@@ -76,6 +77,11 @@ class RNN:
         each step from its saved carry: autodiff's bfloat16 stacks are copied whole every step there.
       hoist: compute the input projection for all steps before the loop (one GEMM) rather than
         inside it. None picks per backend (`default_hoist`: off on CPU, where it measured slower).
+      feature_major: run a forward pass that no gradient goes through (inference) with the batch on
+        the last axis, each step's GEMM as ``W^T @ [x_t; h]^T`` (`jaxrnn.layers.feature_major`), for
+        cells with the fused split and a dense input projection not hoisted; same values. None picks
+        per backend and shape (`default_feature_major`: on XLA:CPU for 8-32 rows and gates at least
+        384 wide, where it measured 1.1-1.45x faster). Gradients are unaffected.
       method: how to evaluate the recurrence over time (`jaxrnn.parallel`). ``"sequential"``
         (default): ``lax.scan``, T steps in a row. ``"parallel"``: linear-recurrence cells (`MinGRU`,
         `MinLSTM`, `LRU`) by `jax.lax.associative_scan`, O(log T) depth, same values and gradients
@@ -126,6 +132,7 @@ class RNN:
     zoneout: Any = 0.0
     fused_backward: bool | None = None
     hoist: bool | None = None
+    feature_major: bool | None = None
     method: str = "sequential"
     tol: float | None = None
     max_iter: int = 100
@@ -137,7 +144,7 @@ class RNN:
         for flag in ("reverse", "time_major", "fallback"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"RNN: argument '{flag}' must be a bool, got {getattr(self, flag)!r}")
-        for flag in ("hoist", "fused_backward"):
+        for flag in ("hoist", "fused_backward", "feature_major"):
             if getattr(self, flag) is not None and not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"RNN: argument '{flag}' must be None or a bool, got {getattr(self, flag)!r}")
         if not isinstance(self.remat, bool):
@@ -353,10 +360,14 @@ class RNN:
         if fused is None:
             fused = default_fused_backward()
         if fused and supports_fused(cell):
+            feature_major = self.feature_major
+            if feature_major is None:
+                feature_major = default_feature_major(xs.shape[1], params["w_hh"].shape[-1])
             return fused_scan(
                 cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
                 reverse=self.reverse, unroll=unroll, hoist=hoist,
                 inference_unroll=self.scan_unroll(params, xs.shape[1], differentiated=False),
+                feature_major=feature_major and supports_feature_major(cell, hoist),
             )
 
         def step(params: Params, rec_mask: Array | None, c: Carry, x_and_probe: tuple, ok_and_zm: tuple) -> tuple[Carry, Array]:

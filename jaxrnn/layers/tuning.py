@@ -58,6 +58,23 @@ def default_unroll(batch: int, recurrent_kernel_size: int | None, *, differentia
     return _CPU_UNROLL if batch * recurrent_kernel_size <= _CPU_UNROLL_MAX_STEP_MACS else 1
 
 
+# XLA:CPU's step GEMM (YNNPACK) runs [G·H, K] @ [K, B] faster than [B, K] @ [K, G·H] for 8 to 32
+# rows and gates at least 512 wide, and slower for fewer rows, narrower gates or more rows (forward
+# passes, the study "feature-major inference loop" of `python -m benchmarks.ab`).
+_CPU_FEATURE_MAJOR_BATCH = (8, 32)
+_CPU_FEATURE_MAJOR_MIN_GATES = 512
+
+
+def default_feature_major(batch: int, gate_width: int) -> bool:
+    """Whether a forward pass that no gradient goes through runs its loop feature-major
+    (`jaxrnn.layers.feature_major`): on XLA:CPU for ``batch`` rows from 8 to 32 and a recurrent kernel
+    ``gate_width`` (``G·H``) at least 512 columns wide, where it measured 1.1-1.6x faster (LSTM
+    (32,128,128,512) 1.57x, (16,512,64,256) 1.15-1.23x; GRU 1.12-1.29x; Elman H=512 1.08x); it was
+    0.64-0.88x at 2 and 4 rows by 512 gates, 0.81x at 32 rows by 128. Never on GPU / TPU (unmeasured)."""
+    low, high = _CPU_FEATURE_MAJOR_BATCH
+    return _on_cpu() and low <= batch <= high and gate_width >= _CPU_FEATURE_MAJOR_MIN_GATES
+
+
 def default_fuse_directions() -> bool:
     """Whether `Bidirectional` runs both directions in one scan (where that changes nothing but speed):
     on GPU / TPU, where each loop iteration costs microseconds of launches and loop control and one
@@ -79,4 +96,4 @@ def default_fused_backward() -> bool:
     return True
 
 
-__all__ = ["default_fuse_directions", "default_fused_backward", "default_hoist", "default_unroll"]
+__all__ = ["default_feature_major", "default_fuse_directions", "default_fused_backward", "default_hoist", "default_unroll"]
