@@ -5,8 +5,8 @@ loop: one small GEMM and a read-modify-write of the whole weight gradient per st
 loop carries only ``dh`` and emits ``dhh_t``; after it, ``dW_hh = H_prev^T dHH`` is one GEMM over
 ``T * B`` rows and the input projection is differentiated once over all steps (``dW_ih = X^T dU``,
 ``dX = dU W_ih^T``; for an LSTM or Elman cell ``[dW_ih; dW_hh] = [X, H_prev]^T dZ`` is a single GEMM).
-Each ``dz_t`` is written over the forward's ``z_t`` once step t has read it, so the backward loop
-allocates no stack of its own. The pointwise rest of a step (gates, zoneout,
+Each ``dz_t`` is written over the forward's ``z_t`` once step t has read it, so a backward loop that
+is not unrolled allocates no stack of its own. The pointwise rest of a step (gates, zoneout,
 the diagnostics probe, the lengths mask) is differentiated by ``jax.vjp`` inside the loop, so every
 option of `jaxrnn.RNN` works unchanged. This is the "weight gradients after the backward scan" layout
 of cuDNN's RNN backward (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946).
@@ -119,21 +119,29 @@ def fused_scan(
         # dz_t overwrites z_t once step t has read it: the loop stacks into the buffer the forward pass
         # filled, not a fresh zero-filled one of the same size (allocating and zeroing that was ~5% of
         # forward+backward on XLA:CPU at (16,512,64,256)). bfloat16 crosses it as float32 on CPU.
+        # Only in a loop that is not unrolled: unrolled, step t+1 reads the buffer that step t has just
+        # updated at another index, and XLA (CPU and GPU) then copies the whole buffer at every step
+        # (O(T^2): on an H100 LSTM (64,1024,1024,1024) forward+backward took 831 ms unrolled 8 against
+        # 43 ms not unrolled). There z_t comes in as a scanned input and dz_t goes out as a stacked output.
+        in_place = not unroll if isinstance(unroll, bool) else unroll == 1
         z_dtypes = jax.tree.map(lambda a: a.dtype, zs)
 
         def body(acc, step_inputs):
             dc, d_rest, zbuf = acc
-            t, c_prev, dy, ok, p, zm = step_inputs
-            z = stacking.from_loop(jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), zbuf), z_dtypes)
+            t, z, c_prev, dy, ok, p, zm = step_inputs
+            if in_place:
+                z = stacking.from_loop(jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), zbuf), z_dtypes)
             dc_prev, d_rest, dz, dp = step_back(dc, d_rest, c_prev, z, dy, ok, p, zm)
-            zbuf = jax.tree.map(lambda a, d: jax.lax.dynamic_update_index_in_dim(a, d, t, 0), zbuf, stacking.for_loop(dz))
-            return (dc_prev, d_rest, zbuf), dp
+            if in_place:
+                zbuf = jax.tree.map(lambda a, d: jax.lax.dynamic_update_index_in_dim(a, d, t, 0), zbuf, stacking.for_loop(dz))
+                return (dc_prev, d_rest, zbuf), (dp, None)
+            return (dc_prev, d_rest, None), (dp, dz)
 
         steps = jnp.arange(jax.tree.leaves(zs)[0].shape[0])
-        scanned = (steps, prevs, d_ys, valid, probe, zone_masks)
-        init = (d_final, jax.tree.map(jnp.zeros_like, rest), stacking.for_loop(zs))
-        (d_carry, d_rest, dzs), d_probe = stacking.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
-        dzs = stacking.from_loop(dzs, z_dtypes)
+        scanned = (steps, None if in_place else zs, prevs, d_ys, valid, probe, zone_masks)
+        init = (d_final, jax.tree.map(jnp.zeros_like, rest), stacking.for_loop(zs) if in_place else None)
+        (d_carry, d_rest, dzs), (d_probe, stacked_dzs) = stacking.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
+        dzs = stacking.from_loop(dzs, z_dtypes) if in_place else stacked_dzs
         dus, dhhs = (dzs, dzs) if kind == "sum" else dzs
 
         h_prev = masked(cell.hidden(prevs), recurrent_mask)
