@@ -47,7 +47,7 @@ class RNN:
         its own last valid step, and outputs stay at their input positions (padding at the end).
       unroll: ``lax.scan``'s unroll factor (an int >= 1, or True for a full unroll). None picks per
         backend and step size (`jaxrnn.layers.tuning.default_unroll`: 4 on CPU for tiny steps, else 1; 8 on
-        GPU / TPU).
+        GPU / TPU, 4 there for a forward pass no gradient goes through).
       remat: trade compute for memory on long sequences: the forward pass keeps only the carry at
         the boundary of every chunk of k steps (k = sqrt(T) for ``True``, or the int given) and the
         backward pass recomputes one chunk at a time (``jax.checkpoint``); about one extra forward
@@ -71,7 +71,7 @@ class RNN:
         mode, so pass False for ``jax.jvp`` / ``jax.jacfwd`` / forward-over-reverse Hessians. None
         (default) follows `jaxrnn.layers.tuning.default_fused_backward`: on, on every backend, where
         it measured faster than autodiff or within 5% of it at every batch (CPU: autodiff
-        took 1.12-4.2x its time from 1 to 16 rows, 0.95-1.42x from 32 to 1024). Other cells (layer-norm LSTM,
+        took 1.07-3.8x its time from 1 to 16 rows, 0.95-1.42x from 32 to 1024). Other cells (layer-norm LSTM,
         ``GRU(reset_after=False)``, convolutional cells) in bfloat16 on CPU differentiate, unless
         this is False, through `jaxrnn.layers.stacking.scan_recomputing`, whose backward recomputes
         each step from its saved carry: autodiff's bfloat16 stacks are copied whole every step there.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 
 # XLA:CPU pays a fixed cost per loop iteration that only shows when a step is a few microseconds:
-# at (B=1, H=64) an unroll of 4 saved 16-24% of forward+backward in every run; at 32K-64K
+# at (B=1, H=64) an unroll of 4 saved 14-25% of forward+backward in every run; at 32K-64K
 # multiply-adds per step ((1, 128), (4, 64)) it went from 14% faster to 12% slower between runs, and
 # at 2M ((32, 128)) it was 3-4% slower, so it stays off from just above 32K.
 _CPU_UNROLL = 4
@@ -21,9 +21,14 @@ _CPU_UNROLL_MAX_STEP_MACS = 1 << 15
 
 # XLA:GPU runs a while loop's control on the host, a few microseconds per iteration on top of each
 # step's kernel launches; on an H100 (benchmarks/RESULTS.md, "Loop defaults" on GPU and the gpu suite)
-# an unroll of 8 cut forward+backward by 5-40% at every GPU shape and dtype (by 31-49% at
-# (16, 1024, 768, 768) in the A/B), 16 by 3-7% more there, for a longer compile.
+# an unroll of 8 cut forward+backward by 1-43% at every GPU shape and dtype (by 31-49% at
+# (16, 1024, 768, 768) in the A/B), 16 by 3-7% more there, for a longer compile. A forward pass
+# alone does better with 4: the LSTM's half-precision forward ran 1.40x slower unrolled 8 than not
+# unrolled at (64, 1024, 1024, 1024) and 0.85x unrolled 4 (G1: 0.83x / 0.70x); over the 18 rows of
+# the study (LSTM, GRU, Elman x 3 shapes x float32 / float16) 4 took 0.98x the time of 8 (geometric
+# mean; from 0.61x to 1.08x), `python -m benchmarks.ab --gpu --only "unroll of the forward"`.
 _GPU_UNROLL = 8
+_GPU_INFERENCE_UNROLL = 4
 
 
 def _on_cpu() -> bool:
@@ -44,15 +49,16 @@ def default_hoist() -> bool:
 def default_unroll(batch: int, recurrent_kernel_size: int | None, *, differentiated: bool = True) -> int:
     """``lax.scan``'s unroll factor for a step of ``batch`` rows times a recurrent kernel of
     ``recurrent_kernel_size`` weights (None when the cell has no dense ``w_hh``): on CPU 4 when a
-    step is tiny and the loop is differentiated, else 1; 8 on GPU / TPU.
+    step is tiny and the loop is differentiated, else 1; on GPU / TPU 8, or 4 for inference.
 
     ``differentiated=False`` asks for a forward pass that no gradient goes through (inference):
     on XLA:CPU the unrolled forward loop alone was 1.14-1.36x *slower* at (B=1, H=64) while
-    forward+backward was 9-21% faster, so inference keeps the loop rolled there."""
+    forward+backward was 9-21% faster, so inference keeps the loop rolled there; on an H100 the
+    forward pass alone gained most from an unroll of 4 (see ``_GPU_INFERENCE_UNROLL``)."""
     if recurrent_kernel_size is None:
         return 1
     if not _on_cpu():
-        return _GPU_UNROLL
+        return _GPU_UNROLL if differentiated else _GPU_INFERENCE_UNROLL
     if not differentiated:
         return 1
     return _CPU_UNROLL if batch * recurrent_kernel_size <= _CPU_UNROLL_MAX_STEP_MACS else 1
@@ -88,7 +94,7 @@ def default_fused_backward() -> bool:
     """Whether `RNN` differentiates with the fused custom VJP (`jaxrnn.layers.fused`) where the cell
     supports it: on every backend. On an H100 it was 1.19-1.59x faster than autodiff; on XLA:CPU,
     since the backward stacks ``dz`` in place of the forward's ``z`` and forms the kernel gradients
-    as one GEMM, autodiff took 0.95-1.42x its time at every batch from 32 to 1024 rows and 1.12-4.2x
+    as one GEMM, autodiff took 0.95-1.42x its time at every batch from 32 to 1024 rows and 1.07-3.8x
     from 1 to 16 rows (``python -m benchmarks.ab --only "fused backward"``; before that change autodiff
     won from about 128 rows for GRU and Elman).
     It also keeps autodiff's bfloat16 residual stacks, which XLA:CPU writes whole every step
