@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     env = environment.describe()
-    command = "python -m benchmarks.ab " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.ab", argv)
 
     every = QUICK_STUDIES if args.quick else GPU_STUDIES if args.gpu else STUDIES
     studies = [st for st in every if args.only in st.question]

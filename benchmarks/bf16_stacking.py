@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     env = environment.describe()
-    command = "python -m benchmarks.bf16_stacking " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.bf16_stacking", argv)
     cases = [((6, 2, 4), "bfloat16")] if args.quick else [(s, d) for s in SHAPES for d in DTYPES]
     rows: list[dict[str, Any]] = []
     for shape, dtype in cases:

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = ablation(specs, reps=reps, warmup=warmup, min_seconds=0.0 if args.quick else args.min_seconds)
     prof = profile(Spec("lstm", *(shapes[0] if args.quick else (32, 128, 32, 128))), runs=2 if args.quick else 10)
     env = environment.describe()
-    command = "python -m benchmarks.hot_path " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.hot_path", argv)
     report.write_json(args.json, {"environment": env, "command": command, "rows": rows, "profile": prof})
     text = markdown(rows, prof, env, command)
     if not args.no_report:

@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         max_seconds=args.max_seconds, cells=tuple(args.cells),
     )  # fmt: skip
     env = environment.describe()
-    command = "python -m benchmarks.parallel " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.parallel", argv)
     report.write_json(args.json, {"environment": env, "command": command, "rows": rows, "skipped": skipped})
     plot(rows, args.png, "jaxrnn parallel in time on " + (env.get("gpu") or env["cpu_model"]))
     if not args.no_report:

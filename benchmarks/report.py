@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+import shlex
+import sys
 from typing import Any
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
@@ -119,6 +121,12 @@ def markdown(suite: str, env: dict[str, Any], results: list[dict[str, Any]], com
     for (network, shape, dtype), group in _groups(results):
         body += [f"### {network}, {shape}, {dtype}", "", spec_table(group), ""]
     return "\n".join(head + body)
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that ran `module` with `argv` (default: this process's arguments), quoted so
+    that it can be pasted back into a shell (``--only "fused backward"``)."""
+    return f"python -m {module} " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
 def write_section(suite: str, text: str, path: pathlib.Path = RESULTS) -> None:

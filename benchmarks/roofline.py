@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = [Spec(cell, *shape) for shape in shapes for cell in GATES]
     peak, rows = analyse(specs, results, peak_shapes=[(64, 64, 64)] if args.quick else PEAK_SHAPES, reps=args.reps)
     env = environment.describe()
-    command = "python -m benchmarks.roofline " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.roofline", argv)
     report.write_json(args.json, {"environment": env, "command": command, "peak_flops": peak, "rows": rows})
     if not args.no_report:
         report.write_section("roofline", markdown(peak, rows, env, command, str(args.results)))

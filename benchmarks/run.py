@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     families = set(args.families.split(",")) - {""} or None
     env = environment.describe()
     started = time.time()
-    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.run", argv)
 
     def save(results: list[dict[str, Any]]) -> None:
         report.write_json(args.json, {"suite": args.suite, "command": command, "environment": env,

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sweep("steps", [t for t in STEPS if t <= args.max_steps], batch=16, base=base, reps=args.reps)
     rows += sweep("hidden", [h for h in HIDDEN if h <= args.max_hidden], batch=16, base=base, reps=args.reps)
     env = environment.describe()
-    command = "python -m benchmarks.scaling " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("benchmarks.scaling", argv)
     report.write_json(args.json, {"environment": env, "command": command, "rows": rows})
     plot(rows, args.png)
     if not args.no_report:
