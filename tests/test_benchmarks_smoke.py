@@ -156,3 +156,15 @@ def test_bf16_stacking_benchmark_runs(tmp_path):
     assert "| 6, 2, 4 | bfloat16 | `stacking.scan` | " in text and "(1.00)" in text
     assert "| 6, 2, 4 | bfloat16 | `stacking.scan_recomputing` | " in text
     assert "| 5, 2, 8 | `LSTM(layer_norm=True)` | " in text
+
+
+def test_xla_flags_study_runs_each_flag_set_in_its_own_process(tmp_path, monkeypatch):
+    from benchmarks import xla_flags
+
+    monkeypatch.setattr(xla_flags, "FLAG_SETS", {"XLA default": ""})  # one child process, to keep it short
+    out, hlo = tmp_path / "flags.json", tmp_path / "hlo"
+    hlo.mkdir()
+    assert xla_flags.main(["--quick", "--rounds", "1", "--json", str(out), "--hlo-dir", str(hlo)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["flags"] == "XLA default" and row["fwd_ms"] > 0 and row["fwdbwd_ms"] > 0
+    assert sorted(p.name for p in hlo.iterdir()) == ["XLA_default_lstm_float32_fwd.hlo", "XLA_default_lstm_float32_fwdbwd.hlo"]
