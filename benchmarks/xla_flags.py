@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from benchmarks import environment, report
 
+    if args.hlo_dir:
+        pathlib.Path(args.hlo_dir).mkdir(parents=True, exist_ok=True)
     rows = []
     for label, flags in FLAG_SETS.items():
         env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + flags).strip())
