@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="", help="comma-separated dtypes to keep")
     parser.add_argument("--networks", default="",
                         help="comma-separated networks to keep, as the tables name them: LSTM,GRU,RNN,4-layer bi-LSTM")
+    parser.add_argument("--shapes", action="append", default=[],
+                        help="B,T,I,H of a shape to keep (repeat the option for several), e.g. --shapes 1,1000,8,64")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
 
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for s in specs if s.dtype in args.dtypes.split(",")]
     if args.networks:
         specs = [s for s in specs if s.network in args.networks.split(",")]
+    if args.shapes:
+        keep = {tuple(int(n) for n in shape.split(",")) for shape in args.shapes}
+        specs = [s for s in specs if (s.batch, s.steps, s.input_size, s.hidden) in keep]
     families = set(args.families.split(",")) - {""} or None
     env = environment.describe()
     started = time.time()

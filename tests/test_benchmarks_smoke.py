@@ -10,7 +10,8 @@ from benchmarks.spec import Spec
 
 def test_cli_writes_json(tmp_path):
     out = tmp_path / "quick.json"
-    argv = ["--suite", "quick", "--reps", "1", "--warmup", "0", "--cells", "rnn,gru", "--networks", "RNN,2-layer bi-LSTM", "--families", "jaxrnn"]
+    argv = ["--suite", "quick", "--reps", "1", "--warmup", "0", "--cells", "rnn,gru", "--networks", "RNN,2-layer bi-LSTM",
+            "--families", "jaxrnn", "--shapes", "4,16,8,16"]
     assert run.main(argv + ["--json", str(out), "--no-report"]) == 0
     payload = json.loads(out.read_text())
     (ours,) = payload["results"]
