@@ -4,7 +4,7 @@ Each default below is what the ablations in ``benchmarks/RESULTS.md`` measured o
 path": ``python -m benchmarks.hot_path``; "Loop defaults", an interleaved A/B: ``python -m
 benchmarks.ab``); on GPU the defaults follow the cuDNN layout (Appleyard, Kocisky & Blunsom
 2016, arXiv:1604.01946), and an H100 measured them (``python -m benchmarks.ab --gpu``: hoisted input
-GEMM 1.18-1.20x and fused backward 1.19-1.59x faster than the alternatives); TPU follows GPU,
+GEMM 1.18-1.20x and fused backward 1.10-1.64x faster than the alternatives); TPU follows GPU,
 unmeasured. An explicit ``RNN(hoist=..., unroll=..., fused_backward=...)`` always wins over these.
 """
 
@@ -92,7 +92,7 @@ def default_fuse_directions() -> bool:
 
 def default_fused_backward() -> bool:
     """Whether `RNN` differentiates with the fused custom VJP (`jaxrnn.layers.fused`) where the cell
-    supports it: on every backend. On an H100 it was 1.19-1.59x faster than autodiff; on XLA:CPU,
+    supports it: on every backend. On an H100 it was 1.10-1.64x faster than autodiff; on XLA:CPU,
     since the backward stacks ``dz`` in place of the forward's ``z`` and forms the kernel gradients
     as one GEMM, autodiff took 0.95-1.42x its time at every batch from 32 to 1024 rows and 1.07-3.8x
     from 1 to 16 rows (``python -m benchmarks.ab --only "fused backward"``; before that change autodiff
