@@ -24,13 +24,16 @@ def layer_for(spec: Spec, *, fuse_directions: bool | None = None, **rnn_options)
 def build(spec: Spec) -> list[Case]:
     """jaxrnn with its defaults, plus the variants whose default is decided per backend by these numbers:
     for bidirectional networks the other choice of `fuse_directions` (both directions in one scan or
-    two); on GPU / TPU, the loop not unrolled, to show what the default unroll of 8 buys."""
+    two); on GPU / TPU, the loop not unrolled, to show what the default unroll of 8 buys; on GPU for
+    LSTMs, the scan instead of the persistent kernel it runs by default where it fits."""
     variants = {"jaxrnn": {}}
     if spec.bidirectional:  # the other choice than this backend's default
         fuse = not default_fuse_directions()
         variants[f"jaxrnn[fuse_directions={fuse}]"] = {"fuse_directions": fuse}
     if jax.default_backend() != "cpu":
         variants["jaxrnn[unroll=1]"] = {"unroll": 1}
+    if jax.default_backend() == "gpu" and spec.cell == "lstm":
+        variants["jaxrnn[persistent=False]"] = {"persistent": False}
     xs = inputs(spec)
     cases = []
     for name, options in variants.items():

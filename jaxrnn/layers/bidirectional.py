@@ -176,10 +176,14 @@ class Bidirectional:
         if has_probe:
             args.append(stack(probes[0], flip(probes[1])))
 
+        # the persistent kernel would run the vmapped directions one after the other (H100, 4-layer
+        # bi-LSTM fp16: 61 against 31 ms forward): only where asked for
+        layer = self.forward if self.forward.persistent else dataclasses.replace(self.forward, persistent=False)
+
         def one_direction(p, x, c, *rest):
             k = rest[0] if has_key else None
             pr = rest[-1] if has_probe else None
-            return self.forward.apply(p, x, lengths=lengths, carry=c, key=k, probe=pr)
+            return layer.apply(p, x, lengths=lengths, carry=c, key=k, probe=pr)
 
         ys, finals = jax.vmap(one_direction)(*args)
         unstack = lambda tree, i: jax.tree.map(lambda a: a[i], tree)  # noqa: E731

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jaxrnn._typing import Array, Carry, Params
 from jaxrnn.cells.base import Cell, masked, update_params
 from jaxrnn.layers import stacking
+from jaxrnn.kernels.persistent_lstm import persistent_lstm_with_status
 from jaxrnn.layers.feature_major import feature_major_scan
 
 # finish(new_carry, y, prev_carry, valid_t, probe_t, zoneout_mask_t) -> (new_carry, y)
@@ -50,6 +51,7 @@ def fused_scan(
     hoist: bool,
     inference_unroll: int | bool | None = None,
     feature_major: bool = False,
+    persistent: dict[str, Any] | None = None,
 ) -> tuple[Carry, Array]:
     """``lax.scan`` of `cell` over time-major `xs` ``[T, B, F]``; returns ``(final_carry, ys)``.
 
@@ -59,7 +61,9 @@ def fused_scan(
     gradients are taken, `inference_unroll` (default: `unroll`) when none is: the custom VJP's primal
     runs only then, so each case gets the loop that is fastest for it. `feature_major` runs that
     primal with the batch on the last axis (`jaxrnn.layers.feature_major`; needs
-    `supports_feature_major`).
+    `supports_feature_major`). `persistent`: run the forward recurrence (inference and training) as
+    the persistent Pallas kernel with these options (`jaxrnn.layers.persistent`; LSTM only, steps with
+    nothing but the cell's update), falling back to the scan inside jit if the kernel reports a stall.
     """
     inference_unroll = unroll if inference_unroll is None else inference_unroll
     kind = cell.recurrence
@@ -86,8 +90,31 @@ def fused_scan(
 
         return stacking.scan(body, carry, (inputs, valid, probe, zone_masks), reverse=reverse, unroll=unroll)
 
+    def persistent_forward(params, carry, xs, save, unroll):
+        """`forward` as one kernel launch; the scan (compiled, run only on a stall) as the fallback."""
+        us = cell.project(params, xs)
+        flip = (lambda a: jnp.flip(a, 0)) if reverse else (lambda a: a)
+        outs, stalled = persistent_lstm_with_status(flip(us), params["w_hh"], carry.h, carry.c, save_residuals=save, **persistent)
+        hs, c_last = outs[:2]
+        final = carry._replace(h=hs[-1], c=c_last)
+        if save:  # the carries each step started from, and its pre-activations, in input order
+            zs, cs = outs[2:]
+            prevs = carry._replace(
+                h=jnp.concatenate([carry.h[None], hs[:-1]]), c=jnp.concatenate([carry.c[None], cs[:-1]])
+            )
+            result = (final, (flip(hs), jax.tree.map(flip, prevs), flip(zs)))
+        else:
+            result = (final, flip(hs))
+        return jax.lax.cond(
+            stalled,
+            lambda: forward(params, carry, xs, None, None, None, None, save=save, unroll=unroll),
+            lambda: result,
+        )
+
     @jax.custom_vjp
     def run(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
+        if persistent is not None:
+            return persistent_forward(params, carry, xs, save=False, unroll=inference_unroll)
         if feature_major:
             return feature_major_scan(
                 cell, finish, params, carry, xs, probe, valid, recurrent_mask, zone_masks,
@@ -96,7 +123,10 @@ def fused_scan(
         return forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=False, unroll=inference_unroll)
 
     def run_fwd(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
-        final, (ys, prevs, zs) = forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=True, unroll=unroll)
+        if persistent is not None:
+            final, (ys, prevs, zs) = persistent_forward(params, carry, xs, save=True, unroll=unroll)
+        else:
+            final, (ys, prevs, zs) = forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=True, unroll=unroll)
         return (final, ys), (params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs)
 
     def run_bwd(residuals, cotangents):
