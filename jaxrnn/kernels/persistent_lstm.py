@@ -210,7 +210,7 @@ def _swap_column_blocks(a: Array, outer: int, units: int) -> Array:
 
 
 @functools.lru_cache(maxsize=None)
-def _launcher(kernel, out_shape, programs, num_warps, interpret):
+def _launcher(kernel, out_shape, programs, num_warps, interpret, sentinels):
     """The pallas_call, batched under `jax.vmap` by a loop (`lax.map`) over the mapped axis: Pallas's
     own batching would add a grid axis, so ``program_id(0)`` would count batch entries and the
     programs of all entries would have to be resident at once."""
@@ -220,14 +220,16 @@ def _launcher(kernel, out_shape, programs, num_warps, interpret):
         kernel,
         out_shape=list(out_shape),
         grid=(programs,),
-        input_output_aliases={4: 0, 5: len(out_shape) - 1},
+        # only sentinel polling needs h's buffer pre-filled: a counter barrier skips that memset
+        input_output_aliases={4: 0, 5: len(out_shape) - 1} if sentinels else {5: len(out_shape) - 1},
         compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=1),
         interpret=interpret,
     )
 
     @jax.custom_batching.custom_vmap
     def launch(xp, w_hh, h0, c0):
-        return call(xp, w_hh, h0, c0, jnp.full((steps, padded, hidden), SENTINEL, dtype), jnp.zeros((2,), jnp.int32))
+        hs_init = jnp.full((steps, padded, hidden) if sentinels else (1,), SENTINEL, dtype)
+        return call(xp, w_hh, h0, c0, hs_init, jnp.zeros((2,), jnp.int32))
 
     @launch.def_vmap
     def _one_entry_at_a_time(axis_size, in_batched, *args):
@@ -304,7 +306,7 @@ def persistent_lstm_with_status(
     if save_residuals:
         out_shape += [jax.ShapeDtypeStruct((steps, padded, gates), dtype), jax.ShapeDtypeStruct((steps, padded, hidden), dtype)]
     out_shape.append(jax.ShapeDtypeStruct((2,), jnp.int32))  # [barrier counter, stall flag]
-    launch = _launcher(kernel, tuple(out_shape), programs, num_warps, interpret)
+    launch = _launcher(kernel, tuple(out_shape), programs, num_warps, interpret, sync == "sentinel")
     outs = launch(
         xp,
         w_hh,
