@@ -26,6 +26,7 @@ from jaxrnn.cells.base import Cell, masked, update_params
 from jaxrnn.layers import stacking
 from jaxrnn.kernels.persistent_lstm import persistent_lstm_with_status
 from jaxrnn.layers.feature_major import feature_major_scan
+from jaxrnn.layers.persistent import cpu_backward, cpu_forward
 
 # finish(new_carry, y, prev_carry, valid_t, probe_t, zoneout_mask_t) -> (new_carry, y)
 StepFinisher = Callable[[Carry, Array, Carry, Any, Any, Any], tuple[Carry, Array]]
@@ -61,10 +62,14 @@ def fused_scan(
     gradients are taken, `inference_unroll` (default: `unroll`) when none is: the custom VJP's primal
     runs only then, so each case gets the loop that is fastest for it. `feature_major` runs that
     primal with the batch on the last axis (`jaxrnn.layers.feature_major`; needs
-    `supports_feature_major`). `persistent`: run the forward recurrence (inference and training) as
-    the persistent Pallas kernel with these options (`jaxrnn.layers.persistent`; LSTM only, steps with
-    nothing but the cell's update), falling back to the scan inside jit if the kernel reports a stall.
+    `supports_feature_major`). `persistent`: run the recurrence as one kernel call for all steps
+    (`jaxrnn.layers.persistent`; steps with nothing but the cell's update): ``{"device": "gpu", ...}``
+    the persistent Pallas LSTM kernel for the forward (inference and training) with these options,
+    falling back to the scan inside jit if it reports a stall; ``{"device": "cpu", "threads": n}`` the
+    C++ kernel for the forward and the backward loop of an LSTM or Elman layer.
     """
+    persistent = None if persistent is None else dict(persistent)
+    device = None if persistent is None else persistent.pop("device")
     inference_unroll = unroll if inference_unroll is None else inference_unroll
     kind = cell.recurrence
     # u + hh as ONE GEMM of [x_t, h_{t-1}] by [w_ih; w_hh] (what Haiku's LSTM does): on XLA:CPU one
@@ -113,6 +118,8 @@ def fused_scan(
 
     @jax.custom_vjp
     def run(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
+        if device == "cpu":
+            return cpu_forward(cell, params, carry, xs, reverse=reverse, save=False, **persistent)
         if persistent is not None:
             return persistent_forward(params, carry, xs, save=False, unroll=inference_unroll)
         if feature_major:
@@ -123,7 +130,9 @@ def fused_scan(
         return forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=False, unroll=inference_unroll)
 
     def run_fwd(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
-        if persistent is not None:
+        if device == "cpu":
+            final, (ys, prevs, zs) = cpu_forward(cell, params, carry, xs, reverse=reverse, save=True, **persistent)
+        elif persistent is not None:
             final, (ys, prevs, zs) = persistent_forward(params, carry, xs, save=True, unroll=unroll)
         else:
             final, (ys, prevs, zs) = forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=True, unroll=unroll)
@@ -132,6 +141,9 @@ def fused_scan(
     def run_bwd(residuals, cotangents):
         params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs = residuals
         d_final, d_ys = cotangents
+        if device == "cpu":  # the kernel's cells read no parameter in their pointwise update
+            dzs, d_carry = cpu_backward(cell, params, zs, prevs, d_ys, d_final, reverse=reverse, **persistent)
+            return _project_back(params, xs, prevs, recurrent_mask, dzs, d_carry, {}, None)
         rest = update_params(params)
         w_hh_t = params["w_hh"].T
 
@@ -172,8 +184,11 @@ def fused_scan(
         init = (d_final, jax.tree.map(jnp.zeros_like, rest), stacking.for_loop(zs) if in_place else None)
         (d_carry, d_rest, dzs), (d_probe, stacked_dzs) = stacking.scan(body, init, scanned, reverse=not reverse, unroll=unroll)
         dzs = stacking.from_loop(dzs, z_dtypes) if in_place else stacked_dzs
-        dus, dhhs = (dzs, dzs) if kind == "sum" else dzs
+        return _project_back(params, xs, prevs, recurrent_mask, dzs, d_carry, d_rest, d_probe)
 
+    def _project_back(params, xs, prevs, recurrent_mask, dzs, d_carry, d_rest, d_probe):
+        """The gradients that are GEMMs over all steps at once, from each step's ``dz``."""
+        dus, dhhs = (dzs, dzs) if kind == "sum" else dzs
         h_prev = masked(cell.hidden(prevs), recurrent_mask)
         rows = h_prev.shape[0] * h_prev.shape[1]
         if cell.projects_densely:

@@ -1,13 +1,19 @@
-"""When `jaxrnn.RNN` runs an LSTM layer as the persistent Pallas kernel (`jaxrnn.kernels.persistent_lstm`).
+"""When `jaxrnn.RNN` runs a layer's recurrence as one kernel call for all steps instead of `lax.scan`.
 
-The kernel computes the plain LSTM recurrence and nothing else, on a CUDA GPU, with every program
-resident at once; anything a step does beyond the cell's update (a lengths mask, zoneout, recurrent
-dropout, the diagnostics probe) keeps the layer on `lax.scan`. By default (``persistent=None``) it runs
-where it measured faster than the scan, on an H100 (`benchmarks/RESULTS.md`, suite gpu): up to 64
-rows, with the weights resident on chip. Forward (16,1024,768,768) fp16 4.4 against 6.2 ms, float32
-6.7 against 8.9; (64,1024,1024,1024) fp16 8.2 against 10.5 ms; forward+backward 0.86-0.92x the scan's
-time. Not inside `Bidirectional`'s one-scan directions, which run both directions on the GPU at once
-where the kernel would run them one after the other (4-layer bi-LSTM fp16: 61 against 31 ms forward).
+Two kernels, one per backend, each computing the plain recurrence and nothing else; anything a step
+does beyond the cell's update (a lengths mask, zoneout, recurrent dropout, the diagnostics probe)
+keeps the layer on `lax.scan`.
+
+* CUDA GPU, `jaxrnn.kernels.persistent_lstm` (Pallas): an LSTM's forward recurrence, every program
+  resident at once. By default (``persistent=None``) where it measured faster than the scan, on an
+  H100 (`benchmarks/RESULTS.md`, suite gpu): up to 64 rows, with the weights resident on chip. Forward
+  (16,1024,768,768) fp16 4.4 against 6.2 ms, float32 6.7 against 8.9; (64,1024,1024,1024) fp16 8.2
+  against 10.5 ms; forward+backward 0.86-0.92x the scan's time. Not inside `Bidirectional`'s
+  one-scan directions, which run both directions on the GPU at once where the kernel would run them
+  one after the other (4-layer bi-LSTM fp16: 61 against 31 ms forward).
+* CPU, `jaxrnn.kernels.cpu_recurrence` (C++ through XLA's FFI, built on first use): a float32 LSTM or
+  Elman layer's forward recurrence and its backward, threads splitting the hidden units. By default
+  where it measured faster than the scan (`DEFAULT_CPU_MAX_STEP_MACS`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import jax.numpy as jnp
 from jaxrnn._typing import Array, Carry, Params
 from jaxrnn.cells.base import Cell
 from jaxrnn.cells.lstm import LSTM
+from jaxrnn.cells.simple import SimpleRNN
+from jaxrnn.kernels import cpu_recurrence
 from jaxrnn.kernels.persistent_lstm import padded_batch, persistent_lstm_fits, weights_stay_resident
 
 # Rows (after padding to a power of two >= 16) up to which the kernel is the default: measured to 64.
@@ -27,8 +35,10 @@ MAX_DEFAULT_ROWS = 64
 
 
 def obstacles(cell: Cell, params: Params, carry: Carry, xs: Array, *, plain_steps: bool) -> list[str]:
-    """Why the kernel cannot run this layer (empty if it can). `plain_steps`: no lengths mask, zoneout,
-    recurrent dropout or probe touches the steps."""
+    """Why the kernel of the default backend cannot run this layer (empty if it can). `plain_steps`:
+    no lengths mask, zoneout, recurrent dropout or probe touches the steps."""
+    if jax.default_backend() == "cpu":
+        return cpu_obstacles(cell, params, carry, xs, plain_steps=plain_steps)
     found = []
     if jax.default_backend() != "gpu":
         found.append(f"a CUDA GPU (the default backend is {jax.default_backend()!r})")
@@ -50,6 +60,27 @@ def obstacles(cell: Cell, params: Params, carry: Carry, xs: Array, *, plain_step
     return found
 
 
+def cpu_obstacles(cell: Cell, params: Params, carry: Carry, xs: Array, *, plain_steps: bool) -> list[str]:
+    """Why `jaxrnn.kernels.cpu_recurrence` cannot run this layer (empty if it can)."""
+    found = []
+    plain_lstm = type(cell) is LSTM and not (cell.peephole or cell.proj_size or cell.layer_norm)
+    if not (plain_lstm or type(cell) is SimpleRNN) or cell.compute_dtype is not None or not cell.projects_densely:
+        found.append(f"a plain jaxrnn.LSTM (no peepholes, projection or layer norm) or jaxrnn.SimpleRNN cell without compute_dtype, got {cell!r}")
+        return found
+    if not plain_steps:
+        found.append("steps with nothing but the cell's update (no lengths, zoneout, recurrent_dropout or probe)")
+    dtypes = {str(leaf.dtype) for leaf in jax.tree.leaves((params, carry, xs))}
+    if dtypes != {"float32"}:
+        found.append(f"float32 parameters, carry and inputs, got {sorted(dtypes)}")
+    if xs.shape[0] == 0:
+        found.append("at least one step")
+    if cell.hidden_size % cpu_recurrence.UNITS_PER_BLOCK:
+        found.append(f"a hidden size that is a multiple of {cpu_recurrence.UNITS_PER_BLOCK}, got {cell.hidden_size}")
+    if not found and (reason := cpu_recurrence.unavailable_reason()) is not None:
+        found.append(f"the compiled kernel ({reason})")
+    return found
+
+
 def persistent_options(
     requested: bool | None, cell: Cell, params: Params, carry: Carry, xs: Array, *, plain_steps: bool
 ) -> dict[str, Any] | None:
@@ -60,14 +91,69 @@ def persistent_options(
     if requested is False:
         return None
     found = obstacles(cell, params, carry, xs, plain_steps=plain_steps)
+    if jax.default_backend() == "cpu":
+        if found:
+            if requested:
+                raise ValueError("RNN: persistent=True needs " + "; ".join(found))
+            return None
+        gates = params["w_hh"].shape[1] // cell.hidden_size
+        if requested is None and not default_on_cpu(xs.shape[1], cell.hidden_size, gates):
+            return None
+        return {"device": "cpu", "threads": cpu_recurrence.default_threads(xs.shape[1], cell.hidden_size, gates)}
     if requested is None:
         # streaming W_hh from L2 every step measured no faster than the scan (float32, H=768: 10.3
         # against 9.2 ms), so the default wants it resident
         resident = weights_stay_resident(cell.hidden_size, jnp.dtype(params["w_hh"].dtype).itemsize)
-        return None if found or not resident or padded_batch(xs.shape[1]) > MAX_DEFAULT_ROWS else {}
+        return None if found or not resident or padded_batch(xs.shape[1]) > MAX_DEFAULT_ROWS else {"device": "gpu"}
     if found:
         raise ValueError("RNN: persistent=True needs " + "; ".join(found))
-    return {}
+    return {"device": "gpu"}
 
 
-__all__ = ["MAX_DEFAULT_ROWS", "obstacles", "persistent_options"]
+def _previous(hs: Array, h0: Array, reverse: bool) -> Array:
+    """The hidden state each step started from, in input order."""
+    return jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
+
+
+def cpu_forward(
+    cell: Cell, params: Params, carry: Carry, xs: Array, *, reverse: bool, save: bool, threads: int
+) -> tuple[Carry, Any]:
+    """The layer's forward recurrence on `jaxrnn.kernels.cpu_recurrence`: ``(final_carry, ys)``, or with
+    `save` ``(final_carry, (ys, prev_carries, zs))``, what `jaxrnn.layers.fused` keeps for its backward."""
+    kw = dict(reverse=reverse, save=save, threads=threads)
+    weights = (params["w_ih"], params["w_hh"], params.get("b"))
+    if isinstance(cell, LSTM):
+        hs, c_last, zs, c_prevs = cpu_recurrence.lstm_forward(xs, *weights, carry.h, carry.c, **kw)
+        final = carry._replace(h=hs[0] if reverse else hs[-1], c=c_last)
+        prevs = carry._replace(h=_previous(hs, carry.h, reverse), c=c_prevs) if save else None
+    else:
+        hs, zs = cpu_recurrence.elman_forward(xs, *weights, carry, activation=cell.activation, **kw)
+        final = hs[0] if reverse else hs[-1]
+        prevs = _previous(hs, carry, reverse) if save else None
+    return (final, (hs, prevs, zs)) if save else (final, hs)
+
+
+def cpu_backward(
+    cell: Cell, params: Params, zs: Array, prevs: Carry, d_ys: Array, d_final: Carry, *, reverse: bool, threads: int
+) -> tuple[Array, Carry]:
+    """``(dzs, d_initial_carry)`` of `cpu_forward`'s recurrence, from what it saved and the cotangents."""
+    kw = dict(reverse=reverse, threads=threads)
+    if isinstance(cell, LSTM):
+        dzs, dh0, dc0 = cpu_recurrence.lstm_backward(zs, prevs.c, d_ys, d_final.h, d_final.c, params["w_hh"], **kw)
+        return dzs, d_final._replace(h=dh0, c=dc0)
+    return cpu_recurrence.elman_backward(zs, d_ys, d_final, params["w_hh"], activation=cell.activation, **kw)
+
+
+# Step size (rows x hidden x gate columns multiply-adds) up to which the CPU kernel is the default. On
+# the 2-core AMD EPYC of benchmarks/RESULTS.md it took 0.45-0.82x the scan's forward+backward time up
+# to 4M (LSTM (16,512,64,256)), and at (256,64,128,512) LSTM (268M) 1.3x and Elman (67M) 1.05x: XLA's
+# GEMM beats the kernel's register-tiled one there.
+DEFAULT_CPU_MAX_STEP_MACS = 1 << 24
+
+
+def default_on_cpu(batch: int, hidden: int, gates: int) -> bool:
+    """Whether ``persistent=None`` runs a layer of this step size on the CPU kernel."""
+    return batch * hidden * gates * hidden <= DEFAULT_CPU_MAX_STEP_MACS
+
+
+__all__ = ["DEFAULT_CPU_MAX_STEP_MACS", "MAX_DEFAULT_ROWS", "cpu_backward", "cpu_forward", "cpu_obstacles", "default_on_cpu", "obstacles", "persistent_options"]

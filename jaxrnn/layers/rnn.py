@@ -83,13 +83,19 @@ class RNN:
         cells with the fused split and a dense input projection not hoisted; same values. None picks
         per backend and shape (`default_feature_major`: on XLA:CPU for 8-32 rows and gates at least
         512 wide, where it took 0.63-0.97x the batch-major time). Gradients are unaffected.
-      persistent: run a `jaxrnn.LSTM` layer's forward recurrence (inference, and the forward half of
-        training under ``fused_backward``) as ONE persistent Pallas kernel on a CUDA GPU
-        (`jaxrnn.kernels.persistent_lstm`: each multiprocessor keeps 16 units' weights in registers for
-        all T steps) instead of a loop of per-step kernels; same values to an ulp. None (default): where
-        it runs and measured faster, a plain LSTM (no lengths, zoneout, recurrent dropout, probe) on a
-        GPU at up to 64 rows (`jaxrnn.layers.persistent`; H100, B=16 H=768 fp16 forward: 4.2 against
-        6.1 ms). True: always, or a ValueError naming what is missing. False: never.
+      persistent: run the recurrence as ONE kernel call for all steps instead of a loop of per-step
+        kernels (`jaxrnn.layers.persistent`); same values to an ulp. On a CUDA GPU a `jaxrnn.LSTM`
+        layer's forward recurrence (inference, and the forward half of training under
+        ``fused_backward``) as a persistent Pallas kernel (`jaxrnn.kernels.persistent_lstm`: each
+        multiprocessor keeps 16 units' weights in registers for all T steps). On the CPU a float32
+        `jaxrnn.LSTM` or `jaxrnn.SimpleRNN` layer's forward and backward recurrence as a C++ kernel
+        built on first use (`jaxrnn.kernels.cpu_recurrence`: threads split the hidden units, each
+        step one GEMM of ``[x_t, h_{t-1}]`` and the gate math without leaving the call). None
+        (default): where it runs and measured faster: plain steps (no lengths, zoneout, recurrent
+        dropout, probe); on a GPU an LSTM at up to 64 rows (H100, B=16 H=768 fp16 forward: 4.2
+        against 6.1 ms); on the CPU steps of up to 2^24 multiply-adds (forward+backward 0.45-0.82x
+        the scan's time, `benchmarks/RESULTS.md`). True: always, or a ValueError naming what is
+        missing. False: never.
       method: how to evaluate the recurrence over time (`jaxrnn.parallel`). ``"sequential"``
         (default): ``lax.scan``, T steps in a row. ``"parallel"``: linear-recurrence cells (`MinGRU`,
         `MinLSTM`, `LRU`) by `jax.lax.associative_scan`, O(log T) depth, same values and gradients
@@ -370,7 +376,7 @@ class RNN:
             fused = default_fused_backward()
         if self.persistent and not (fused and supports_fused(cell)):
             raise ValueError(
-                f"RNN: persistent=True needs a jaxrnn.LSTM cell without layer norm and fused_backward not False, "
+                f"RNN: persistent=True needs a plain jaxrnn.LSTM (or, on the CPU, jaxrnn.SimpleRNN) cell and fused_backward not False, "
                 f"got {type(cell).__name__} with fused_backward={self.fused_backward!r}"
             )
         if fused and supports_fused(cell):
