@@ -37,6 +37,7 @@ class Study:
     variants: list[dict[str, Any]]
     mode: str = "fwdbwd"  # "fwdbwd": value_and_grad w.r.t. params and inputs; "fwd": the forward pass alone
     dtypes: tuple[str, ...] = ("float32",)
+    cells: tuple[str, ...] | None = None  # None: every cell asked for on the command line
 
 
 # What `jaxrnn.layers.tuning` decides on CPU.
@@ -58,6 +59,11 @@ STUDIES = [
           [(2, 256, 64, 512), (4, 512, 64, 128), (4, 256, 64, 512), (8, 256, 64, 128), (8, 256, 64, 512),
            (16, 512, 64, 256), (32, 128, 32, 128), (32, 128, 128, 512), (64, 128, 64, 256), (256, 64, 128, 512)],
           [{"feature_major": False}, {"feature_major": True}], mode="fwd"),
+    # jaxrnn.layers.persistent.DEFAULT_CPU_MAX_STEP_MACS: the C++ kernel against the scan
+    Study("CPU kernel", [(32, 128, 32, 128), (16, 512, 64, 256), (1, 1000, 8, 64), (256, 64, 128, 512)],
+          [{"persistent": False}, {"persistent": True}], cells=("lstm", "rnn")),
+    Study("CPU kernel (forward)", [(32, 128, 32, 128), (16, 512, 64, 256), (1, 1000, 8, 64), (256, 64, 128, 512)],
+          [{"persistent": False}, {"persistent": True}], mode="fwd", cells=("lstm", "rnn")),
 ]
 # The same questions on a GPU, where the cuDNN layout (hoisted input GEMM, fused backward) is the default
 # and a loop iteration costs microseconds of launch and host-side loop control.
@@ -99,6 +105,8 @@ def study(studies: list[Study], cells: list[str], *, rounds: int, min_seconds: f
         for dtype in st.dtypes:
             for shape in st.shapes:
                 for cell in cells:
+                    if st.cells is not None and cell not in st.cells:
+                        continue
                     spec = Spec(cell, *shape, dtype=dtype)
                     medians = interleaved(spec, st.variants, rounds=rounds, mode=st.mode, min_seconds=min_seconds)
                     row = {"question": st.question, "mode": st.mode, "dtype": dtype, "network": cell.upper(),
