@@ -40,6 +40,23 @@ def _elman_scan(xs, w_ih, w_hh, b, h0, reverse, act):
     return hs, zs
 
 
+def _gru_scan(xs, w_ih, w_hh, b, b_hn, h0, reverse):
+    """PyTorch's GRU; returns the kernel's saved pre-activations [a_r | a_z | x-half | h-half] too."""
+
+    def step(h, x):
+        u, hh = x @ w_ih + b, h @ w_hh
+        hidden = h.shape[-1]
+        a_rz = u[:, : 2 * hidden] + hh[:, : 2 * hidden]
+        r, z = jnp.split(jax.nn.sigmoid(a_rz), 2, -1)
+        h_half = hh[:, 2 * hidden :] + b_hn
+        n = jnp.tanh(u[:, 2 * hidden :] + r * h_half)
+        h = (1 - z) * n + z * h
+        return h, (h, jnp.concatenate([a_rz, u[:, 2 * hidden :], h_half], -1))
+
+    _, (hs, zs) = jax.lax.scan(step, h0, xs, reverse=reverse)
+    return hs, zs
+
+
 def _arrays(rng, *shapes, scale=1.0):
     return [jnp.asarray(rng.standard_normal(s) * scale, jnp.float32) for s in shapes]
 
@@ -110,6 +127,44 @@ def test_elman_forward_and_backward_match_the_scan(activation, act, reverse, thr
     np.testing.assert_allclose(dh0, g_h0, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("steps, batch, inputs, hidden", [(6, 1, 3, 16), (5, 13, 4, 48)])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_gru_forward_and_backward_match_the_scan(steps, batch, inputs, hidden, reverse, threads):
+    rng = np.random.default_rng(steps * batch + threads)
+    xs, w_ih, w_hh, b, b_hn, h0, dys, dh = _arrays(
+        rng, (steps, batch, inputs), (inputs, 3 * hidden), (hidden, 3 * hidden), (3 * hidden,), (hidden,), (batch, hidden),
+        (steps, batch, hidden), (batch, hidden), scale=0.5,
+    )
+    hs, zs = cpu_recurrence.gru_forward(xs, w_ih, w_hh, b, b_hn, h0, reverse=reverse, save=True, threads=threads)
+    hs_ref, zs_ref = _gru_scan(xs, w_ih, w_hh, b, b_hn, h0, reverse)
+    np.testing.assert_allclose(hs, hs_ref, atol=2e-6)
+    np.testing.assert_allclose(zs, zs_ref, atol=5e-6)
+    hs_only, none_z = cpu_recurrence.gru_forward(xs, w_ih, w_hh, b, b_hn, h0, reverse=reverse, threads=threads)
+    np.testing.assert_array_equal(hs_only, hs)
+    assert none_z is None
+
+    # the gradients w.r.t. u = x w_ih + b and hh = h w_hh by autodiff, hh's product made an input
+    def loss(us, hh_shift, h0):
+        def step(h, u_and_shift):
+            u, shift = u_and_shift
+            hh = h @ w_hh + shift
+            r, z = jnp.split(jax.nn.sigmoid(u[:, : 2 * hidden] + hh[:, : 2 * hidden]), 2, -1)
+            n = jnp.tanh(u[:, 2 * hidden :] + r * (hh[:, 2 * hidden :] + b_hn))
+            h = (1 - z) * n + z * h
+            return h, h
+
+        last, hs = jax.lax.scan(step, h0, (us, hh_shift), reverse=reverse)
+        return jnp.sum(hs * dys) + jnp.sum(last * dh)
+
+    us = xs @ w_ih + b
+    g_us, g_hh, g_h0 = jax.grad(loss, argnums=(0, 1, 2))(us, jnp.zeros((steps, batch, 3 * hidden)), h0)
+    dus, dhhs, dh0 = cpu_recurrence.gru_backward(zs, jnp.concatenate([h0[None], hs[:-1]]) if not reverse else jnp.concatenate([hs[1:], h0[None]]), dys, dh, w_hh, reverse=reverse, threads=threads)
+    np.testing.assert_allclose(dus, g_us, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(dhhs, g_hh, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(dh0, g_h0, atol=2e-5, rtol=1e-5)
+
+
 def test_non_finite_values_propagate():
     xs = jnp.ones((3, 2, 2)).at[1, 0, 0].set(jnp.nan)
     layer = jaxrnn.RNN(jaxrnn.LSTM(16), persistent=True, time_major=True)
@@ -126,7 +181,11 @@ def _loss(layer, params, xs, carry):
     return jnp.sum(jnp.sin(ys) * ys) + sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(final))
 
 
-@pytest.mark.parametrize("cell", [jaxrnn.LSTM(32), jaxrnn.SimpleRNN(32), jaxrnn.SimpleRNN(16, activation="relu")], ids=["lstm", "tanh", "relu"])
+@pytest.mark.parametrize(
+    "cell",
+    [jaxrnn.LSTM(32), jaxrnn.GRU(32), jaxrnn.GRU(16, use_bias=False), jaxrnn.SimpleRNN(32), jaxrnn.SimpleRNN(16, activation="relu")],
+    ids=["lstm", "gru", "gru-no-bias", "tanh", "relu"],
+)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_rnn_layer_on_the_kernel_matches_the_scan(cell, reverse):
     xs = jax.random.normal(jax.random.key(3), (5, 11, 7))
@@ -161,6 +220,12 @@ def test_default_runs_the_kernel_where_it_measured_faster(monkeypatch):
     layer.apply(params, jnp.ones((2, 4, 3)))
     assert calls == [(4, 2, 3)]
     assert persistent_module.default_on_cpu(16, 256, 4) and not persistent_module.default_on_cpu(256, 512, 4)
+    gru_calls = []
+    real_gru = cpu_recurrence.gru_forward
+    monkeypatch.setattr(cpu_recurrence, "gru_forward", lambda *a, **k: gru_calls.append(a[0].shape) or real_gru(*a, **k))
+    gru = jaxrnn.RNN(jaxrnn.GRU(32))
+    gru.apply(gru.init(jax.random.key(0), 3), jnp.ones((2, 4, 3)))
+    assert gru_calls == [(4, 2, 3)]
     for kw in ({"persistent": False}, {"zoneout": 0.1}):  # asked not to, or steps the kernel cannot compute
         jaxrnn.RNN(jaxrnn.LSTM(32), **kw).apply(params, jnp.ones((2, 4, 3)))
     jaxrnn.RNN(jaxrnn.LSTM(32)).apply(params, jnp.ones((2, 4, 3)), lengths=jnp.array([4, 2]))
@@ -179,6 +244,7 @@ def test_threads_follow_the_work_per_step():
     [
         (jaxrnn.LSTM(20), {}, jnp.float32, "a multiple of 16, got 20"),
         (jaxrnn.LSTM(16, peephole=True), {}, jnp.float32, "a plain jaxrnn.LSTM"),
+        (jaxrnn.GRU(16, reset_after=False), {}, jnp.float32, "jaxrnn.GRU with reset_after"),
         (jaxrnn.LSTM(16), {"zoneout": 0.1}, jnp.float32, "no lengths, zoneout"),
         (jaxrnn.LSTM(16, dtype=jnp.bfloat16), {}, jnp.bfloat16, "float32 parameters"),
     ],

@@ -121,17 +121,17 @@ def test_jitted_converted_layer_matches_eager() -> None:
     jax.default_backend() != "cpu" or jaxrnn.kernels.cpu_recurrence.unavailable_reason() is not None,
     reason="the CPU kernel needs the CPU backend and a C++ compiler",
 )
-@pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
 def test_parity_on_the_cpu_kernel(kind: str, monkeypatch) -> None:
     """Unpadded float32 layers of 16k units take `jaxrnn.kernels.cpu_recurrence` by default: PyTorch's
     outputs, states and gradients through it, deep, bidirectional, from an initial state."""
     from jaxrnn.kernels import cpu_recurrence
 
     ran = []
-    for name in ("lstm_forward", "lstm_backward", "elman_forward", "elman_backward"):
+    for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "elman_forward", "elman_backward"):
         real = getattr(cpu_recurrence, name)
         monkeypatch.setattr(cpu_recurrence, name, lambda *a, _real=real, _name=name, **k: ran.append(_name) or _real(*a, **k))
     errs = compare(kind, num_layers=2, bidirectional=True, padded=False, with_initial_state=True, hidden_size=32, steps=9)
     _assert_parity(errs)
-    family = "lstm" if kind == "lstm" else "elman"
+    family = kind if kind in ("lstm", "gru") else "elman"
     assert {f"{family}_forward", f"{family}_backward"} <= set(ran), ran

@@ -1,4 +1,4 @@
-"""The CPU recurrence kernel: a float32 LSTM or Elman layer's T steps in one XLA FFI call.
+"""The CPU recurrence kernel: a float32 LSTM, GRU or Elman layer's T steps in one XLA FFI call.
 
 XLA:CPU runs a scanned step as a while loop of separate kernels (the step's GEMM, the gate math, the
 stacking of outputs, the loop's bookkeeping), each dispatched on its own; at the step sizes RNNs have
@@ -45,6 +45,8 @@ _TARGETS = {
     "jaxrnn_lstm_backward": "JaxrnnLstmBackward",
     "jaxrnn_elman_forward": "JaxrnnElmanForward",
     "jaxrnn_elman_backward": "JaxrnnElmanBackward",
+    "jaxrnn_gru_forward": "JaxrnnGruForward",
+    "jaxrnn_gru_backward": "JaxrnnGruBackward",
 }
 UNITS_PER_BLOCK = 16  # the kernel's vector width: H must be a multiple of it
 
@@ -150,9 +152,8 @@ def _like(shape: tuple[int, ...]) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
-def _stacked(w_ih: Array, w_hh: Array, b: Array | None) -> tuple[Array, Array]:
-    """The forward's step kernel ``[w_ih; w_hh]`` and its bias (zeros without one)."""
-    return jnp.concatenate([w_ih, w_hh], axis=0), jnp.zeros(w_hh.shape[1], w_hh.dtype) if b is None else b
+def _bias(b: Array | None, size: int) -> Array:
+    return jnp.zeros(size, jnp.float32) if b is None else b
 
 
 def lstm_forward(
@@ -169,7 +170,7 @@ def lstm_forward(
     threads = default_threads(B, H, 4) if threads is None else threads
     outs = (_like((T, B, H)), _like((B, H)), _like((T, B, 4 * H)) if save else _empty(), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_lstm_forward", outs, vmap_method="sequential")
-    hs, c_last, zs, c_prevs = call(xs, *_stacked(w_ih, w_hh, b), h0, c0, reverse=reverse, threads=threads)
+    hs, c_last, zs, c_prevs = call(xs, w_ih, w_hh, _bias(b, 4 * H), h0, c0, reverse=reverse, threads=threads)
     return hs, c_last, (zs if save else None), (c_prevs if save else None)
 
 
@@ -201,7 +202,7 @@ def elman_forward(
     threads = default_threads(B, H, 1) if threads is None else threads
     outs = (_like((T, B, H)), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_elman_forward", outs, vmap_method="sequential")
-    hs, zs = call(xs, *_stacked(w_ih, w_hh, b), h0, reverse=reverse, threads=threads, relu=activation == "relu")
+    hs, zs = call(xs, w_ih, w_hh, _bias(b, H), h0, reverse=reverse, threads=threads, relu=activation == "relu")
     return hs, (zs if save else None)
 
 
@@ -218,6 +219,45 @@ def elman_backward(
     return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu")
 
 
+def gru_forward(
+    xs: Array, w_ih: Array, w_hh: Array, b: Array | None, b_hn: Array | None, h0: Array, *, reverse: bool = False,
+    save: bool = False, threads: int | None = None,
+) -> tuple[Array, Array | None]:
+    """``(hs [T, B, H], zs)`` of the GRU in PyTorch's form over time-major `xs` ``[T, B, I]``::
+
+        r, z = sigmoid(x_t w_ih[:, :2H] + b[:2H] + h_{t-1} w_hh[:, :2H])
+        n = tanh(x_t w_ih[:, 2H:] + b[2H:] + r * (h_{t-1} w_hh[:, 2H:] + b_hn))
+        h_t = n + z * (h_{t-1} - n)
+
+    With `save` also each step's pre-activations ``zs`` ``[T, B, 4H]``: ``[a_r | a_z | x-half of n |
+    h-half of n]`` (else None)."""
+    _require()
+    T, B, _ = xs.shape
+    H = w_hh.shape[0]
+    threads = default_threads(B, H, 3) if threads is None else threads
+    outs = (_like((T, B, H)), _like((T, B, 4 * H)) if save else _empty())
+    call = jax.ffi.ffi_call("jaxrnn_gru_forward", outs, vmap_method="sequential")
+    hs, zs = call(xs, w_ih, w_hh, _bias(b, 3 * H), _bias(b_hn, H), h0, reverse=reverse, threads=threads)
+    return hs, (zs if save else None)
+
+
+def gru_backward(
+    zs: Array, h_prevs: Array, dys: Array, dh_last: Array, w_hh: Array, *, reverse: bool = False,
+    threads: int | None = None,
+) -> tuple[Array, Array, Array]:
+    """``(dus, dhhs, dh0)`` of the GRU recurrence, from the forward's `zs`, the hidden state each step
+    started from `h_prevs` ``[T, B, H]`` and the cotangents of the outputs `dys` and of the final carry
+    `dh_last`: ``dus = [da_r | da_z | da_n]`` ``[T, B, 3H]`` the gradient of ``x w_ih + b``,
+    ``dhhs = [da_r | da_z | r * da_n]`` that of ``h w_hh`` (its last block also that of ``b_hn``)."""
+    _require()
+    T, B, _ = zs.shape
+    H = w_hh.shape[0]
+    threads = default_threads(B, H, 3) if threads is None else threads
+    outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)))
+    call = jax.ffi.ffi_call("jaxrnn_gru_backward", outs, vmap_method="sequential")
+    return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads)
+
+
 __all__ = [
     "MIN_MACS_PER_THREAD_STEP",
     "UNITS_PER_BLOCK",
@@ -225,6 +265,8 @@ __all__ = [
     "default_threads",
     "elman_backward",
     "elman_forward",
+    "gru_backward",
+    "gru_forward",
     "lstm_backward",
     "lstm_forward",
     "unavailable_reason",

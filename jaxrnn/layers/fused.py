@@ -66,7 +66,7 @@ def fused_scan(
     (`jaxrnn.layers.persistent`; steps with nothing but the cell's update): ``{"device": "gpu", ...}``
     the persistent Pallas LSTM kernel for the forward (inference and training) with these options,
     falling back to the scan inside jit if it reports a stall; ``{"device": "cpu", "threads": n}`` the
-    C++ kernel for the forward and the backward loop of an LSTM or Elman layer.
+    C++ kernel for the forward and the backward loop of an LSTM, GRU or Elman layer.
     """
     persistent = None if persistent is None else dict(persistent)
     device = None if persistent is None else persistent.pop("device")
@@ -141,9 +141,9 @@ def fused_scan(
     def run_bwd(residuals, cotangents):
         params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs = residuals
         d_final, d_ys = cotangents
-        if device == "cpu":  # the kernel's cells read no parameter in their pointwise update
-            dzs, d_carry = cpu_backward(cell, params, zs, prevs, d_ys, d_final, reverse=reverse, **persistent)
-            return _project_back(params, xs, prevs, recurrent_mask, dzs, d_carry, {}, None)
+        if device == "cpu":
+            dzs, d_carry, d_rest = cpu_backward(cell, params, zs, prevs, d_ys, d_final, reverse=reverse, **persistent)
+            return _project_back(params, xs, prevs, recurrent_mask, dzs, d_carry, d_rest, None)
         rest = update_params(params)
         w_hh_t = params["w_hh"].T
 

@@ -11,8 +11,8 @@ keeps the layer on `lax.scan`.
   against 10.5 ms; forward+backward 0.86-0.92x the scan's time. Not inside `Bidirectional`'s
   one-scan directions, which run both directions on the GPU at once where the kernel would run them
   one after the other (4-layer bi-LSTM fp16: 61 against 31 ms forward).
-* CPU, `jaxrnn.kernels.cpu_recurrence` (C++ through XLA's FFI, built on first use): a float32 LSTM or
-  Elman layer's forward recurrence and its backward, threads splitting the hidden units. By default
+* CPU, `jaxrnn.kernels.cpu_recurrence` (C++ through XLA's FFI, built on first use): a float32 LSTM,
+  GRU (``reset_after``, PyTorch's form) or Elman layer's forward recurrence and its backward, threads splitting the hidden units. By default
   where it measured faster than the scan (`DEFAULT_CPU_MAX_STEP_MACS`).
 """
 
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from jaxrnn._typing import Array, Carry, Params
 from jaxrnn.cells.base import Cell
+from jaxrnn.cells.gru import GRU
 from jaxrnn.cells.lstm import LSTM
 from jaxrnn.cells.simple import SimpleRNN
 from jaxrnn.kernels import cpu_recurrence
@@ -64,8 +65,12 @@ def cpu_obstacles(cell: Cell, params: Params, carry: Carry, xs: Array, *, plain_
     """Why `jaxrnn.kernels.cpu_recurrence` cannot run this layer (empty if it can)."""
     found = []
     plain_lstm = type(cell) is LSTM and not (cell.peephole or cell.proj_size or cell.layer_norm)
-    if not (plain_lstm or type(cell) is SimpleRNN) or cell.compute_dtype is not None or not cell.projects_densely:
-        found.append(f"a plain jaxrnn.LSTM (no peepholes, projection or layer norm) or jaxrnn.SimpleRNN cell without compute_dtype, got {cell!r}")
+    plain_gru = type(cell) is GRU and cell.reset_after
+    if not (plain_lstm or plain_gru or type(cell) is SimpleRNN) or cell.compute_dtype is not None or not cell.projects_densely:
+        found.append(
+            "a plain jaxrnn.LSTM (no peepholes, projection or layer norm), jaxrnn.GRU with reset_after or jaxrnn.SimpleRNN "
+            f"cell without compute_dtype, got {cell!r}"
+        )
         return found
     if not plain_steps:
         found.append("steps with nothing but the cell's update (no lengths, zoneout, recurrent_dropout or probe)")
@@ -126,6 +131,10 @@ def cpu_forward(
         hs, c_last, zs, c_prevs = cpu_recurrence.lstm_forward(xs, *weights, carry.h, carry.c, **kw)
         final = carry._replace(h=hs[0] if reverse else hs[-1], c=c_last)
         prevs = carry._replace(h=_previous(hs, carry.h, reverse), c=c_prevs) if save else None
+    elif isinstance(cell, GRU):
+        hs, zs = cpu_recurrence.gru_forward(xs, *weights, params.get("b_hn"), carry, **kw)
+        final = hs[0] if reverse else hs[-1]
+        prevs = _previous(hs, carry, reverse) if save else None
     else:
         hs, zs = cpu_recurrence.elman_forward(xs, *weights, carry, activation=cell.activation, **kw)
         final = hs[0] if reverse else hs[-1]
@@ -135,13 +144,21 @@ def cpu_forward(
 
 def cpu_backward(
     cell: Cell, params: Params, zs: Array, prevs: Carry, d_ys: Array, d_final: Carry, *, reverse: bool, threads: int
-) -> tuple[Array, Carry]:
-    """``(dzs, d_initial_carry)`` of `cpu_forward`'s recurrence, from what it saved and the cotangents."""
+) -> tuple[Any, Carry, Params]:
+    """``(dzs, d_initial_carry, d_pointwise_params)`` of `cpu_forward`'s recurrence, from what it saved
+    and the cotangents: ``dzs`` as `jaxrnn.layers.fused` takes them (the GRU's a pair, the gradients of
+    its input projection and of its recurrent product), and the gradients of the parameters that the
+    cell's update reads (the GRU's ``b_hn``)."""
     kw = dict(reverse=reverse, threads=threads)
     if isinstance(cell, LSTM):
         dzs, dh0, dc0 = cpu_recurrence.lstm_backward(zs, prevs.c, d_ys, d_final.h, d_final.c, params["w_hh"], **kw)
-        return dzs, d_final._replace(h=dh0, c=dc0)
-    return cpu_recurrence.elman_backward(zs, d_ys, d_final, params["w_hh"], activation=cell.activation, **kw)
+        return dzs, d_final._replace(h=dh0, c=dc0), {}
+    if isinstance(cell, GRU):
+        d_us, d_hhs, dh0 = cpu_recurrence.gru_backward(zs, prevs, d_ys, d_final, params["w_hh"], **kw)
+        d_rest = {"b_hn": d_hhs[..., 2 * cell.hidden_size :].sum(axis=(0, 1))} if "b_hn" in params else {}
+        return (d_us, d_hhs), dh0, d_rest
+    dzs, dh0 = cpu_recurrence.elman_backward(zs, d_ys, d_final, params["w_hh"], activation=cell.activation, **kw)
+    return dzs, dh0, {}
 
 
 # Step size (rows x hidden x gate columns multiply-adds) up to which the CPU kernel is the default. On

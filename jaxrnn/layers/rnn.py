@@ -88,7 +88,8 @@ class RNN:
         layer's forward recurrence (inference, and the forward half of training under
         ``fused_backward``) as a persistent Pallas kernel (`jaxrnn.kernels.persistent_lstm`: each
         multiprocessor keeps 16 units' weights in registers for all T steps). On the CPU a float32
-        `jaxrnn.LSTM` or `jaxrnn.SimpleRNN` layer's forward and backward recurrence as a C++ kernel
+        `jaxrnn.LSTM`, `jaxrnn.GRU` (``reset_after``) or `jaxrnn.SimpleRNN` layer's forward and
+        backward recurrence as a C++ kernel
         built on first use (`jaxrnn.kernels.cpu_recurrence`: threads split the hidden units, each
         step one GEMM of ``[x_t, h_{t-1}]`` and the gate math without leaving the call). None
         (default): where it runs and measured faster: plain steps (no lengths, zoneout, recurrent
@@ -376,7 +377,7 @@ class RNN:
             fused = default_fused_backward()
         if self.persistent and not (fused and supports_fused(cell)):
             raise ValueError(
-                f"RNN: persistent=True needs a plain jaxrnn.LSTM (or, on the CPU, jaxrnn.SimpleRNN) cell and fused_backward not False, "
+                f"RNN: persistent=True needs a plain jaxrnn.LSTM (or, on the CPU, jaxrnn.GRU with reset_after or jaxrnn.SimpleRNN) cell and fused_backward not False, "
                 f"got {type(cell).__name__} with fused_backward={self.fused_backward!r}"
             )
         if fused and supports_fused(cell):
