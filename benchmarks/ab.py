@@ -59,7 +59,7 @@ STUDIES = [
           [(2, 256, 64, 512), (4, 512, 64, 128), (4, 256, 64, 512), (8, 256, 64, 128), (8, 256, 64, 512),
            (16, 512, 64, 256), (32, 128, 32, 128), (32, 128, 128, 512), (64, 128, 64, 256), (256, 64, 128, 512)],
           [{"feature_major": False}, {"feature_major": True}], mode="fwd"),
-    # RNN(persistent=None) on CPU: the C++ kernel against the scan
+    # jaxrnn.layers.persistent.DEFAULT_CPU_MAX_STEP_MACS: the C++ kernel against the scan
     Study("CPU kernel", [(32, 128, 32, 128), (16, 512, 64, 256), (1, 1000, 8, 64), (256, 64, 128, 512)],
           [{"persistent": False}, {"persistent": True}], cells=("lstm", "gru", "rnn")),
     Study("CPU kernel (forward)", [(32, 128, 32, 128), (16, 512, 64, 256), (1, 1000, 8, 64), (256, 64, 128, 512)],

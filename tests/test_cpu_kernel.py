@@ -10,6 +10,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn.kernels import cpu_recurrence
+from jaxrnn.layers import persistent as persistent_module
 
 pytestmark = pytest.mark.skipif(
     jax.default_backend() != "cpu" or cpu_recurrence.unavailable_reason() is not None,
@@ -218,6 +219,7 @@ def test_default_runs_the_kernel_where_it_measured_faster(monkeypatch):
     params = layer.init(jax.random.key(0), 3)
     layer.apply(params, jnp.ones((2, 4, 3)))
     assert calls == [(4, 2, 3)]
+    assert persistent_module.default_on_cpu(16, 256, 4) and not persistent_module.default_on_cpu(256, 512, 4)
     gru_calls = []
     real_gru = cpu_recurrence.gru_forward
     monkeypatch.setattr(cpu_recurrence, "gru_forward", lambda *a, **k: gru_calls.append(a[0].shape) or real_gru(*a, **k))

@@ -4,7 +4,7 @@ Autodiff of ``lax.scan`` accumulates ``dW_hh += h_{t-1}^T dhh_t`` (and ``dW_ih``
 loop: one small GEMM and a read-modify-write of the whole weight gradient per step. Here the backward
 loop carries only ``dh`` and emits ``dhh_t``; after it, ``dW_hh = H_prev^T dHH`` is one GEMM over
 ``T * B`` rows and the input projection is differentiated once over all steps (``dW_ih = X^T dU``,
-``dX = dU W_ih^T``; for an LSTM or Elman cell ``[dW_ih; dW_hh] = [X, H_prev]^T dZ`` is a single GEMM).
+``dX = dU W_ih^T``; for an LSTM or Elman cell (a ``"sum"`` recurrence) ``[dW_ih; dW_hh] = [X, H_prev]^T dZ`` is a single GEMM).
 Each ``dz_t`` is written over the forward's ``z_t`` once step t has read it, so a backward loop that
 is not unrolled allocates no stack of its own. The pointwise rest of a step (gates, zoneout,
 the diagnostics probe, the lengths mask) is differentiated by ``jax.vjp`` inside the loop, so every

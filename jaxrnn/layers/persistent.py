@@ -13,7 +13,7 @@ keeps the layer on `lax.scan`.
   one after the other (4-layer bi-LSTM fp16: 61 against 31 ms forward).
 * CPU, `jaxrnn.kernels.cpu_recurrence` (C++ through XLA's FFI, built on first use): a float32 LSTM,
   GRU (``reset_after``, PyTorch's form) or Elman layer's forward recurrence and its backward, threads splitting the hidden units. By default
-  wherever it runs: it measured faster than the scan, or level with it at the largest steps.
+  where it measured faster than the scan (`DEFAULT_CPU_MAX_STEP_MACS`).
 """
 
 from __future__ import annotations
@@ -101,10 +101,9 @@ def persistent_options(
             if requested:
                 raise ValueError("RNN: persistent=True needs " + "; ".join(found))
             return None
-        # no step-size limit: with its outputs on huge pages the kernel measured no slower than XLA's
-        # GEMMs at the largest steps either (LSTM (256,64,128,512): forward 235 against 259 ms,
-        # forward+backward 747-810 against 808-811; (64,32,256,1024): 125 against 141, 376 against 437)
         gates = params["w_hh"].shape[1] // cell.hidden_size
+        if requested is None and not default_on_cpu(xs.shape[1], cell.hidden_size, gates):
+            return None
         return {"device": "cpu", "threads": cpu_recurrence.default_threads(xs.shape[1], cell.hidden_size, gates)}
     if requested is None:
         # streaming W_hh from L2 every step measured no faster than the scan (float32, H=768: 10.3
@@ -162,4 +161,18 @@ def cpu_backward(
     return dzs, dh0, {}
 
 
-__all__ = ["MAX_DEFAULT_ROWS", "cpu_backward", "cpu_forward", "cpu_obstacles", "obstacles", "persistent_options"]
+# Step size (rows x hidden x gate columns multiply-adds) up to which the CPU kernel is the default. On
+# the 2-core AMD EPYC of benchmarks/RESULTS.md it took 0.45-0.82x the scan's forward+backward time up
+# to 4M (LSTM (16,512,64,256)). Above, XLA's GEMMs hold their own: at (256,64,128,512), run alone, the
+# kernel (outputs on huge pages) was level with the scan (LSTM forward 235 against 259 ms, GRU 180
+# against 194), but timed in turn with the peers its two threads' times scattered (GRU forward 203-399
+# ms, median 341, against the peers' 190-195), so the scan stays the default there.
+DEFAULT_CPU_MAX_STEP_MACS = 1 << 24
+
+
+def default_on_cpu(batch: int, hidden: int, gates: int) -> bool:
+    """Whether ``persistent=None`` runs a layer of this step size on the CPU kernel."""
+    return batch * hidden * gates * hidden <= DEFAULT_CPU_MAX_STEP_MACS
+
+
+__all__ = ["DEFAULT_CPU_MAX_STEP_MACS", "MAX_DEFAULT_ROWS", "cpu_backward", "cpu_forward", "cpu_obstacles", "default_on_cpu", "obstacles", "persistent_options"]

@@ -94,8 +94,8 @@ class RNN:
         step one GEMM of ``[x_t, h_{t-1}]`` and the gate math without leaving the call). None
         (default): where it runs and measured faster: plain steps (no lengths, zoneout, recurrent
         dropout, probe); on a GPU an LSTM at up to 64 rows (H100, B=16 H=768 fp16 forward: 4.2
-        against 6.1 ms); on the CPU wherever it runs (forward+backward about half the scan's time
-        at small steps, level with it at the largest, `benchmarks/RESULTS.md`). True: always, or a ValueError naming what is
+        against 6.1 ms); on the CPU steps of up to 2^24 multiply-adds (forward+backward 0.45-0.82x
+        the scan's time, `benchmarks/RESULTS.md`). True: always, or a ValueError naming what is
         missing. False: never.
       method: how to evaluate the recurrence over time (`jaxrnn.parallel`). ``"sequential"``
         (default): ``lax.scan``, T steps in a row. ``"parallel"``: linear-recurrence cells (`MinGRU`,
