@@ -244,6 +244,14 @@ struct Group {
   std::vector<float> panels;
 };
 
+// A cell whose z_t is ONE GEMM of [x_t, h_{t-1}]: each of the thread's unit blocks in each of the G gates
+void one_group(int G, int H, Slice s, std::vector<Group>& out) {
+  out.assign(1, Group{kXH, {}, {}, {}});
+  for (int j = s.begin; j < s.end; ++j)
+    for (int g = 0; g < G; ++g) out[0].src.push_back(g * H + j * kUnits);
+  out[0].dst = out[0].src;
+}
+
 // Each cell: its pre-activation blocks G (z_t is [B, G*H]) and weight blocks W (w_ih [I, W*H], w_hh
 // [H, W*H]); groups(...) the thread's forward panels; forward(z, state_prev -> state, h) and
 // backward(z, state_prev, dh, dc -> dz, dhh, d_state) on one 16-unit vector of one row, `z` pointing
@@ -253,12 +261,7 @@ struct Group {
 struct Lstm {
   static constexpr int G = 4, W = 4;
   static constexpr bool kCell = true, kHPrev = false;
-  static void groups(int H, Slice s, std::vector<Group>& out) {
-    out.assign(1, Group{kXH, {}, {}, {}});
-    for (int j = s.begin; j < s.end; ++j)
-      for (int g = 0; g < G; ++g) out[0].src.push_back(g * H + j * kUnits);
-    out[0].dst = out[0].src;
-  }
+  static void groups(int H, Slice s, std::vector<Group>& out) { one_group(G, H, s, out); }
   static inline void forward(const float* z, int H, v16 c_prev, v16& c, v16& h) {
     const v16 i = vsigmoid(load16(z)), f = vsigmoid(load16(z + H)), g = vtanh(load16(z + 2 * H)),
               o = vsigmoid(load16(z + 3 * H));
@@ -282,11 +285,7 @@ template <bool kRelu>
 struct Elman {
   static constexpr int G = 1, W = 1;
   static constexpr bool kCell = false, kHPrev = false;
-  static void groups(int H, Slice s, std::vector<Group>& out) {
-    out.assign(1, Group{kXH, {}, {}, {}});
-    for (int j = s.begin; j < s.end; ++j) out[0].src.push_back(j * kUnits);
-    out[0].dst = out[0].src;
-  }
+  static void groups(int H, Slice s, std::vector<Group>& out) { one_group(G, H, s, out); }
   static inline void forward(const float* z, int, v16, v16&, v16& h) {
     const v16 x = load16(z);
     h = kRelu ? vselect(x > 0.0f, x, splat(0.0f)) : vtanh(x);
