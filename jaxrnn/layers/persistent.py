@@ -12,8 +12,9 @@ keeps the layer on `lax.scan`.
   one-scan directions, which run both directions on the GPU at once where the kernel would run them
   one after the other (4-layer bi-LSTM fp16: 61 against 31 ms forward).
 * CPU, `jaxrnn.kernels.cpu_recurrence` (C++ through XLA's FFI, built on first use): a float32 LSTM,
-  GRU (``reset_after``, PyTorch's form) or Elman layer's forward recurrence and its backward, threads splitting the hidden units. By default
-  where it measured faster than the scan (`DEFAULT_CPU_MAX_STEP_MACS`).
+  GRU (``reset_after``, PyTorch's form) or Elman layer's forward recurrence and its backward, threads
+  splitting the hidden units. By default where it measured faster than the scan
+  (`DEFAULT_CPU_MAX_STEP_MACS`).
 """
 
 from __future__ import annotations
@@ -131,12 +132,11 @@ def cpu_forward(
         hs, c_last, zs, c_prevs = cpu_recurrence.lstm_forward(xs, *weights, carry.h, carry.c, **kw)
         final = carry._replace(h=hs[0] if reverse else hs[-1], c=c_last)
         prevs = carry._replace(h=_previous(hs, carry.h, reverse), c=c_prevs) if save else None
-    elif isinstance(cell, GRU):
-        hs, zs = cpu_recurrence.gru_forward(xs, *weights, params.get("b_hn"), carry, **kw)
-        final = hs[0] if reverse else hs[-1]
-        prevs = _previous(hs, carry, reverse) if save else None
-    else:
-        hs, zs = cpu_recurrence.elman_forward(xs, *weights, carry, activation=cell.activation, **kw)
+    else:  # the carry is h alone
+        if isinstance(cell, GRU):
+            hs, zs = cpu_recurrence.gru_forward(xs, *weights, params.get("b_hn"), carry, **kw)
+        else:
+            hs, zs = cpu_recurrence.elman_forward(xs, *weights, carry, activation=cell.activation, **kw)
         final = hs[0] if reverse else hs[-1]
         prevs = _previous(hs, carry, reverse) if save else None
     return (final, (hs, prevs, zs)) if save else (final, hs)
