@@ -165,6 +165,38 @@ def test_gru_forward_and_backward_match_the_scan(steps, batch, inputs, hidden, r
     np.testing.assert_allclose(dh0, g_h0, atol=2e-5, rtol=1e-5)
 
 
+def _both_passes(cell, xs, w_ih, w_hh, b, h0, dys, reverse, **split):
+    """Every output of the cell's forward (saving) and backward kernels under one way of splitting the work."""
+    K = cpu_recurrence
+    if cell == "lstm":
+        fwd = K.lstm_forward(xs, w_ih, w_hh, b, h0, h0 * 0.5, reverse=reverse, save=True, **split)
+        return fwd + K.lstm_backward(fwd[2], fwd[3], dys, h0, h0, w_hh, reverse=reverse, **split)
+    if cell == "gru":
+        fwd = K.gru_forward(xs, w_ih, w_hh, b, b[: h0.shape[1]], h0, reverse=reverse, save=True, **split)
+        prevs = jnp.concatenate([fwd[0][1:], h0[None]]) if reverse else jnp.concatenate([h0[None], fwd[0][:-1]])
+        return fwd + K.gru_backward(fwd[1], prevs, dys, h0, w_hh, reverse=reverse, **split)
+    fwd = K.elman_forward(xs, w_ih, w_hh, b, h0, reverse=reverse, save=True, **split)
+    return fwd + K.elman_backward(fwd[1], dys, h0, w_hh, reverse=reverse, **split)
+
+
+# threads taking whole rows: 8 and 9 rows each, several row tiles each, 1-3 rows each over 5 threads,
+# more threads than rows
+@pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3), ("elman", 1)])
+@pytest.mark.parametrize("batch, threads", [(17, 2), (40, 2), (13, 5), (3, 5)])
+def test_splitting_the_batch_gives_the_same_bits_as_splitting_the_units(cell, gates, batch, threads):
+    steps, inputs, hidden = 5, 3, 32
+    rng = np.random.default_rng(batch * threads)
+    xs, w_ih, w_hh, b, h0, dys = _arrays(
+        rng, (steps, batch, inputs), (inputs, gates * hidden), (hidden, gates * hidden), (gates * hidden,),
+        (batch, hidden), (steps, batch, hidden), scale=0.5,
+    )
+    for reverse in (False, True):
+        by_units = _both_passes(cell, xs, w_ih, w_hh, b, h0, dys, reverse, threads=2, by_rows=False)
+        by_rows = _both_passes(cell, xs, w_ih, w_hh, b, h0, dys, reverse, threads=threads, by_rows=True)
+        for a, r in zip(by_units, by_rows, strict=True):
+            np.testing.assert_array_equal(r, a)
+
+
 def test_non_finite_values_propagate():
     xs = jnp.ones((3, 2, 2)).at[1, 0, 0].set(jnp.nan)
     layer = jaxrnn.RNN(jaxrnn.LSTM(16), persistent=True, time_major=True)
@@ -233,10 +265,15 @@ def test_default_runs_the_kernel_where_it_measured_faster(monkeypatch):
     assert len(calls) == 1
 
 
-def test_threads_follow_the_work_per_step():
+def test_threads_follow_the_work_per_step(monkeypatch):
     assert cpu_recurrence.default_threads(1, 16, 1) == 1  # one block: one thread
     assert cpu_recurrence.default_threads(1, 64, 1) == 1  # 4K multiply-adds a step
-    assert cpu_recurrence.default_threads(64, 512, 4) == min(cpu_recurrence.cores(), 32)
+    monkeypatch.setattr(cpu_recurrence, "cores", lambda: 2)
+    assert cpu_recurrence.default_threads(64, 512, 4) == 2
+    assert cpu_recurrence.default_threads(4, 16, 4) == 1  # one unit block, too few rows to split
+    assert cpu_recurrence.default_threads(256, 16, 4) == 2  # one unit block, but rows enough for two
+    assert cpu_recurrence.default_by_rows(16, 2) and cpu_recurrence.default_by_rows(32, 2)
+    assert not cpu_recurrence.default_by_rows(15, 2) and not cpu_recurrence.default_by_rows(64, 1)
 
 
 @pytest.mark.parametrize(

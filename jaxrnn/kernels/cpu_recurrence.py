@@ -4,8 +4,11 @@ XLA:CPU runs a scanned step as a while loop of separate kernels (the step's GEMM
 stacking of outputs, the loop's bookkeeping), each dispatched on its own; at the step sizes RNNs have
 that dispatch, not arithmetic, is most of the time. `kernels/cpu/recurrence.cc` runs the whole loop
 over time in C++ instead, each thread owning a slice of the hidden units with its columns of every
-gate packed in its caches (the CPU twin of `jaxrnn.kernels.persistent_lstm`), and the backward the
-same way over the stored pre-activations; the weight gradients stay one batched XLA GEMM afterwards.
+gate packed in its caches (the CPU twin of `jaxrnn.kernels.persistent_lstm`), or, given enough rows,
+a slice of the batch with all of the weights, and the backward the same way over the stored
+pre-activations; the weight gradients stay one batched XLA GEMM afterwards. Every function takes
+``threads`` (default `default_threads`) and ``by_rows`` (default `default_by_rows`); they change the
+time only: the results are the same bit for bit.
 
 The kernel is compiled on first use with the machine's C++ compiler (``$CXX`` or ``c++``,
 ``-O3 -march=native``) into ``$JAXRNN_KERNEL_CACHE`` (default ``~/.cache/jaxrnn``), keyed by the
@@ -135,13 +138,34 @@ def cores() -> int:
 # 2.3 ms on two threads against 3.0 on one, an Elman layer there (4K) 0.94 against 0.92.
 MIN_MACS_PER_THREAD_STEP = 1 << 13
 
+# Rows a thread needs to take whole rows of the batch rather than a slice of the hidden units: one
+# register tile of the kernel's GEMM. Split by rows, no thread waits for another's h_{t-1}, so a step
+# needs no barrier and no data from the other core, but each thread streams all of the weights. On
+# the 2-core EPYC of benchmarks/RESULTS.md (forward | backward, by units -> by rows, minima, ms):
+# Elman (32,128,32,128) 1.06 -> 0.96 | 1.08 -> 0.84, LSTM (16,512,64,256) 33.0 -> 30.0 | 29.6 -> 27.2,
+# LSTM (64,128,64,256) 29.8 -> 29.6 | 38.5 -> 27.8, LSTM (256,64,128,512) 251 -> 230 | 233 -> 188, level
+# at LSTM (16,128,128,512); with fewer rows a thread streams the weights for too few of them: Elman
+# (8,512,64,256) 4.0 -> 5.7 | 3.8 -> 4.9, LSTM (2,512,64,256) 5.9 -> 9.0 | 4.9 -> 7.4.
+MIN_ROWS_PER_THREAD = 8
+
 
 def default_threads(batch: int, hidden: int, gates: int) -> int:
     """Threads for a layer of `batch` rows, `hidden` units and `gates` gate blocks: every core, as long
-    as each thread keeps at least one 16-unit block and `MIN_MACS_PER_THREAD_STEP` of work a step."""
+    as each thread keeps `MIN_MACS_PER_THREAD_STEP` of work a step and either `MIN_ROWS_PER_THREAD`
+    rows (`default_by_rows`) or one 16-unit block."""
     macs = batch * hidden * gates * hidden
-    by_work = max(1, macs // MIN_MACS_PER_THREAD_STEP)
-    return int(max(1, min(cores(), hidden // UNITS_PER_BLOCK, by_work)))
+    n = max(1, min(cores(), macs // MIN_MACS_PER_THREAD_STEP))
+    return int(n if default_by_rows(batch, n) else max(1, min(n, hidden // UNITS_PER_BLOCK)))
+
+
+def default_by_rows(batch: int, threads: int) -> bool:
+    """Whether `threads` threads split the batch's rows between them (else the hidden units)."""
+    return threads > 1 and batch >= MIN_ROWS_PER_THREAD * threads
+
+
+def _split(batch: int, hidden: int, gates: int, threads: int | None, by_rows: bool | None) -> tuple[int, bool]:
+    threads = default_threads(batch, hidden, gates) if threads is None else threads
+    return threads, default_by_rows(batch, threads) if by_rows is None else by_rows
 
 
 def _empty() -> jax.ShapeDtypeStruct:
@@ -158,7 +182,7 @@ def _bias(b: Array | None, size: int) -> Array:
 
 def lstm_forward(
     xs: Array, w_ih: Array, w_hh: Array, b: Array | None, h0: Array, c0: Array, *, reverse: bool = False,
-    save: bool = False, threads: int | None = None,
+    save: bool = False, threads: int | None = None, by_rows: bool | None = None,
 ) -> tuple[Array, Array, Array | None, Array | None]:
     """``(hs [T, B, H], c_last [B, H], zs, c_prevs)`` of the LSTM over time-major `xs` ``[T, B, I]``,
     each step ``z_t = [x_t, h_{t-1}] [w_ih; w_hh] + b`` (one GEMM, the input projection included);
@@ -167,16 +191,16 @@ def lstm_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads = default_threads(B, H, 4) if threads is None else threads
+    threads, by_rows = _split(B, H, 4, threads, by_rows)
     outs = (_like((T, B, H)), _like((B, H)), _like((T, B, 4 * H)) if save else _empty(), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_lstm_forward", outs, vmap_method="sequential")
-    hs, c_last, zs, c_prevs = call(xs, w_ih, w_hh, _bias(b, 4 * H), h0, c0, reverse=reverse, threads=threads)
+    hs, c_last, zs, c_prevs = call(xs, w_ih, w_hh, _bias(b, 4 * H), h0, c0, reverse=reverse, threads=threads, by_rows=by_rows)
     return hs, c_last, (zs if save else None), (c_prevs if save else None)
 
 
 def lstm_backward(
     zs: Array, c_prevs: Array, dys: Array, dh_last: Array, dc_last: Array, w_hh: Array, *, reverse: bool = False,
-    threads: int | None = None,
+    threads: int | None = None, by_rows: bool | None = None,
 ) -> tuple[Array, Array, Array]:
     """``(dzs, dh0, dc0)``: the loss's gradient w.r.t. each step's pre-activations and the initial
     carry, from the forward's `zs` and `c_prevs`, the outputs' cotangents `dys` ``[T, B, H]`` and the
@@ -184,14 +208,14 @@ def lstm_backward(
     _require()
     T, B, G = zs.shape
     H = w_hh.shape[0]
-    threads = default_threads(B, H, 4) if threads is None else threads
+    threads, by_rows = _split(B, H, 4, threads, by_rows)
     call = jax.ffi.ffi_call("jaxrnn_lstm_backward", (_like((T, B, G)), _like((B, H)), _like((B, H))), vmap_method="sequential")
-    return call(zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads)
+    return call(zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, by_rows=by_rows)
 
 
 def elman_forward(
     xs: Array, w_ih: Array, w_hh: Array, b: Array | None, h0: Array, *, activation: str = "tanh",
-    reverse: bool = False, save: bool = False, threads: int | None = None,
+    reverse: bool = False, save: bool = False, threads: int | None = None, by_rows: bool | None = None,
 ) -> tuple[Array, Array | None]:
     """``(hs [T, B, H], zs)`` of the Elman recurrence ``h_t = act([x_t, h_{t-1}] [w_ih; w_hh] + b)``
     over time-major `xs`; ``zs`` (the pre-activations) only with `save`, else None. `activation`:
@@ -199,29 +223,29 @@ def elman_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads = default_threads(B, H, 1) if threads is None else threads
+    threads, by_rows = _split(B, H, 1, threads, by_rows)
     outs = (_like((T, B, H)), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_elman_forward", outs, vmap_method="sequential")
-    hs, zs = call(xs, w_ih, w_hh, _bias(b, H), h0, reverse=reverse, threads=threads, relu=activation == "relu")
+    hs, zs = call(xs, w_ih, w_hh, _bias(b, H), h0, reverse=reverse, threads=threads, relu=activation == "relu", by_rows=by_rows)
     return hs, (zs if save else None)
 
 
 def elman_backward(
     zs: Array, dys: Array, dh_last: Array, w_hh: Array, *, activation: str = "tanh", reverse: bool = False,
-    threads: int | None = None,
+    threads: int | None = None, by_rows: bool | None = None,
 ) -> tuple[Array, Array]:
     """``(dzs, dh0)`` of the Elman recurrence, from the forward's `zs` and the cotangents of the
     outputs `dys` and of the final carry `dh_last`."""
     _require()
     T, B, H = zs.shape
-    threads = default_threads(B, H, 1) if threads is None else threads
+    threads, by_rows = _split(B, H, 1, threads, by_rows)
     call = jax.ffi.ffi_call("jaxrnn_elman_backward", (_like((T, B, H)), _like((B, H))), vmap_method="sequential")
-    return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu")
+    return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", by_rows=by_rows)
 
 
 def gru_forward(
     xs: Array, w_ih: Array, w_hh: Array, b: Array | None, b_hn: Array | None, h0: Array, *, reverse: bool = False,
-    save: bool = False, threads: int | None = None,
+    save: bool = False, threads: int | None = None, by_rows: bool | None = None,
 ) -> tuple[Array, Array | None]:
     """``(hs [T, B, H], zs)`` of the GRU in PyTorch's form over time-major `xs` ``[T, B, I]``::
 
@@ -234,16 +258,16 @@ def gru_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads = default_threads(B, H, 3) if threads is None else threads
+    threads, by_rows = _split(B, H, 3, threads, by_rows)
     outs = (_like((T, B, H)), _like((T, B, 4 * H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_gru_forward", outs, vmap_method="sequential")
-    hs, zs = call(xs, w_ih, w_hh, _bias(b, 3 * H), _bias(b_hn, H), h0, reverse=reverse, threads=threads)
+    hs, zs = call(xs, w_ih, w_hh, _bias(b, 3 * H), _bias(b_hn, H), h0, reverse=reverse, threads=threads, by_rows=by_rows)
     return hs, (zs if save else None)
 
 
 def gru_backward(
     zs: Array, h_prevs: Array, dys: Array, dh_last: Array, w_hh: Array, *, reverse: bool = False,
-    threads: int | None = None,
+    threads: int | None = None, by_rows: bool | None = None,
 ) -> tuple[Array, Array, Array]:
     """``(dus, dhhs, dh0)`` of the GRU recurrence, from the forward's `zs`, the hidden state each step
     started from `h_prevs` ``[T, B, H]`` and the cotangents of the outputs `dys` and of the final carry
@@ -252,16 +276,18 @@ def gru_backward(
     _require()
     T, B, _ = zs.shape
     H = w_hh.shape[0]
-    threads = default_threads(B, H, 3) if threads is None else threads
+    threads, by_rows = _split(B, H, 3, threads, by_rows)
     outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)))
     call = jax.ffi.ffi_call("jaxrnn_gru_backward", outs, vmap_method="sequential")
-    return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads)
+    return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads, by_rows=by_rows)
 
 
 __all__ = [
     "MIN_MACS_PER_THREAD_STEP",
+    "MIN_ROWS_PER_THREAD",
     "UNITS_PER_BLOCK",
     "cores",
+    "default_by_rows",
     "default_threads",
     "elman_backward",
     "elman_forward",

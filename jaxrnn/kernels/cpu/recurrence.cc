@@ -5,7 +5,8 @@
 // over time in which each thread owns a slice of the hidden units: their columns of every gate (the
 // weights packed once per call into 16-column panels that stay in its caches), their cell state, their
 // outputs. A step is a register-tiled GEMM of [x_t, h_{t-1}] by the thread's panels, the gate math of
-// its units in 16-float vectors, and one barrier. The backward runs the same way over the stored
+// its units in 16-float vectors, and one barrier. Given 8 rows a thread, the threads split the batch
+// instead (`by_rows`, see `Part`): each runs its rows' recurrences alone, with no barrier. The backward runs the same way over the stored
 // pre-activations and leaves the weight gradients to one batched GEMM afterwards, as cuDNN's RNN
 // backward does (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946).
 //
@@ -139,6 +140,20 @@ struct Slice {  // a thread's unit blocks [begin, end)
 };
 Slice slice_of(int thread, int threads, int blocks) {
   return {blocks * thread / threads, blocks * (thread + 1) / threads};
+}
+
+// What one thread computes: its unit blocks of its rows. Split by units, each thread holds 1/n of the
+// weights in its caches but every step's GEMM reads all of h_{t-1}, so the threads meet at a barrier
+// each step and half of each step's operand comes from the other core. Split by rows, each thread runs
+// its rows' recurrences alone, holding all of the weights: no barrier, no shared data, the better split
+// when a step is short (microseconds) and the weights fit a core's L2.
+struct Part {
+  Slice units, rows;
+  bool shared;  // whether threads must meet after each step
+};
+Part part_of(int thread, int threads, int B, int H, bool by_rows) {
+  if (by_rows) return {{0, H / kUnits}, slice_of(thread, threads, B), false};
+  return {slice_of(thread, threads, H / kUnits), {0, B}, threads > 1};
 }
 
 // ---------------------------------------------------------------- GEMM
@@ -383,7 +398,7 @@ struct Steps {  // step s of the pass runs time index t(s); `reverse` runs the l
 template <typename Cell>
 void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const float* bias, const float* h0,
                   const float* c0, float* hs, float* c_last, float* zs, float* c_prevs, int T, int B, int I, int H,
-                  bool reverse, ffi::ThreadPool& pool, int threads) {
+                  bool reverse, bool by_rows, ffi::ThreadPool& pool, int threads) {
   constexpr int G = Cell::G;
   const int GH = G * H;
   const Steps steps{T, reverse};
@@ -394,11 +409,12 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
   if (zs) advise_huge_pages(zs, steps_bytes * G);
   if (c_prevs) advise_huge_pages(c_prevs, steps_bytes);
   run_threads(pool, threads, [&](int thread, int n, SpinBarrier& barrier) {
-    const Slice s = slice_of(thread, n, H / kUnits);
+    const Part part = part_of(thread, n, B, H, by_rows);
+    const Slice s = part.units, rows = part.rows;
     std::vector<Group> groups;
     Cell::groups(H, s, groups);
     for (Group& g : groups) pack_group(w_ih, w_hh, I, H, Cell::W * H, g);
-    for (int b = 0; b < B && Cell::kCell; ++b)
+    for (int b = rows.begin; b < rows.end && Cell::kCell; ++b)
       std::memcpy(&c[b * H + s.begin * kUnits], c0 + b * H + s.begin * kUnits, s.count() * kUnits * sizeof(float));
     for (int step = 0; step < T; ++step) {
       const int t = steps.t(step);
@@ -409,10 +425,11 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
         const Operand a = g.inputs == kXH ? Operand{x_t, I, I, h_prev, H, H}
                           : g.inputs == kX ? Operand{nullptr, 0, 0, x_t, I, I}
                                            : Operand{nullptr, 0, 0, h_prev, H, H};
-        gemm(B, a, g.panels.data(), static_cast<int>(g.dst.size()), g.dst.data(), bias, 0, z, GH);
+        gemm(rows.count(), a.rows_from(rows.begin), g.panels.data(), static_cast<int>(g.dst.size()), g.dst.data(),
+             bias, 0, z + static_cast<size_t>(rows.begin) * GH, GH);
       }
       float* h_t = hs + static_cast<size_t>(t) * B * H;
-      for (int b = 0; b < B; ++b)
+      for (int b = rows.begin; b < rows.end; ++b)
         for (int j = s.begin; j < s.end; ++j) {
           const int u = b * H + j * kUnits;
           v16 c_new{}, h_new;
@@ -424,9 +441,9 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
             store16(&c[u], c_new);
           }
         }
-      barrier.wait();  // every unit of h_t is written before any thread's next GEMM reads it
+      if (part.shared) barrier.wait();  // every unit of h_t is written before any thread's next GEMM reads it
     }
-    for (int b = 0; b < B && Cell::kCell; ++b)
+    for (int b = rows.begin; b < rows.end && Cell::kCell; ++b)
       std::memcpy(c_last + b * H + s.begin * kUnits, &c[b * H + s.begin * kUnits], s.count() * kUnits * sizeof(float));
   });
 }
@@ -437,19 +454,20 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
 template <typename Cell>
 void backward_pass(const float* zs, const float* prevs, const float* dys, const float* dh_last, const float* dc_last,
                    const float* w_hh, float* dzs, float* dhhs, float* dh0, float* dc0, int T, int B, int H,
-                   bool reverse, ffi::ThreadPool& pool, int threads) {
+                   bool reverse, bool by_rows, ffi::ThreadPool& pool, int threads) {
   const int WH = Cell::W * H, GH = Cell::G * H;
   const Steps steps{T, reverse};
   std::vector<float> dh(static_cast<size_t>(B) * H), dc(Cell::kCell ? static_cast<size_t>(B) * H : 0);
   advise_huge_pages(dzs, static_cast<size_t>(T) * B * WH * sizeof(float));
   if (dhhs) advise_huge_pages(dhhs, static_cast<size_t>(T) * B * WH * sizeof(float));
   run_threads(pool, threads, [&](int thread, int n, SpinBarrier& barrier) {
-    const Slice s = slice_of(thread, n, H / kUnits);
+    const Part part = part_of(thread, n, B, H, by_rows);
+    const Slice s = part.units, rows = part.rows;
     std::vector<float> panels;
     std::vector<int> cols;
     pack_backward(w_hh, H, Cell::W, s, panels, cols);
     const int width = s.count() * kUnits;
-    for (int b = 0; b < B; ++b) {
+    for (int b = rows.begin; b < rows.end; ++b) {
       const int u0 = b * H + s.begin * kUnits;
       for (int k = 0; k < width; ++k) dh[u0 + k] = dh_last[u0 + k] + (T > 0 ? dys[static_cast<size_t>(steps.t(T - 1)) * B * H + u0 + k] : 0.0f);
       if constexpr (Cell::kCell) std::memcpy(&dc[u0], dc_last + u0, width * sizeof(float));
@@ -462,7 +480,7 @@ void backward_pass(const float* zs, const float* prevs, const float* dys, const 
       // dh_{t-1} = dy_{t-1} (none past the first step: the initial carry's gradient) + the direct path
       // (GRU) + dz_t w_hh^T; the thread's units of the first two replace dh_t here, the GEMM adds the last
       const float* dy_prev = step > 0 ? dys + static_cast<size_t>(steps.t(step - 1)) * B * H : nullptr;
-      for (int b = 0; b < B; ++b)
+      for (int b = rows.begin; b < rows.end; ++b)
         for (int j = s.begin; j < s.end; ++j) {
           const int u = b * H + j * kUnits;
           const size_t du = static_cast<size_t>(b) * WH + j * kUnits;
@@ -475,11 +493,12 @@ void backward_pass(const float* zs, const float* prevs, const float* dys, const 
           if constexpr (Cell::kHPrev) next += d_state;
           store16(&dh[u], next);
         }
-      barrier.wait();  // every gate column of dz_t is written before any thread's GEMM reads it
-      gemm(B, Operand{nullptr, 0, 0, dhh, WH, WH}, panels.data(), static_cast<int>(cols.size()), cols.data(), dh.data(), H,
-           dh.data(), H);
+      if (part.shared) barrier.wait();  // every gate column of dz_t is written before any thread's GEMM reads it
+      float* dh_rows = dh.data() + static_cast<size_t>(rows.begin) * H;
+      gemm(rows.count(), Operand{nullptr, 0, 0, dhh + static_cast<size_t>(rows.begin) * WH, WH, WH}, panels.data(),
+           static_cast<int>(cols.size()), cols.data(), dh_rows, H, dh_rows, H);
     }
-    for (int b = 0; b < B; ++b) {
+    for (int b = rows.begin; b < rows.end; ++b) {
       const int u0 = b * H + s.begin * kUnits;
       std::memcpy(dh0 + u0, &dh[u0], width * sizeof(float));
       if constexpr (Cell::kCell) std::memcpy(dc0 + u0, &dc[u0], width * sizeof(float));
@@ -523,52 +542,55 @@ ffi::Error check_forward_shapes(const F32& xs, const F32& w_ih, const F32& w_hh,
   return ffi::Error::Success();
 }
 
-int clamp_threads(int64_t threads, int H) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, H / kUnits))); }
+// at most one thread per unit block, or per row
+int clamp_threads(int64_t threads, int B, int H, bool by_rows) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, by_rows ? B : H / kUnits)));
+}
 
 float* data_or_null(F32Out& out) { return out->element_count() > 0 ? out->typed_data() : nullptr; }
 
 ffi::Error LstmForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 h0, F32 c0, F32Out hs, F32Out c_last, F32Out zs,
-                           F32Out c_prevs, ffi::ThreadPool pool, bool reverse, int64_t threads) {
+                           F32Out c_prevs, ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
   int T, B, I, H;
   if (auto e = check_forward_shapes(xs, w_ih, w_hh, b, Lstm::W, T, B, I, H); e.failure()) return e;
   forward_pass<Lstm>(xs.typed_data(), w_ih.typed_data(), w_hh.typed_data(), b.typed_data(), h0.typed_data(),
                      c0.typed_data(), hs->typed_data(), c_last->typed_data(), data_or_null(zs), data_or_null(c_prevs),
-                     T, B, I, H, reverse, pool, clamp_threads(threads, H));
+                     T, B, I, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
   return ffi::Error::Success();
 }
 
 ffi::Error LstmBackwardImpl(F32 zs, F32 c_prevs, F32 dys, F32 dh_last, F32 dc_last, F32 w_hh, F32Out dzs, F32Out dh0,
-                            F32Out dc0, ffi::ThreadPool pool, bool reverse, int64_t threads) {
+                            F32Out dc0, ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
   int T, B, H;
   if (auto e = check_backward_shapes(zs, w_hh, Lstm::G, Lstm::W, T, B, H); e.failure()) return e;
   backward_pass<Lstm>(zs.typed_data(), c_prevs.typed_data(), dys.typed_data(), dh_last.typed_data(),
                       dc_last.typed_data(), w_hh.typed_data(), dzs->typed_data(), nullptr, dh0->typed_data(),
-                      dc0->typed_data(), T, B, H, reverse, pool, clamp_threads(threads, H));
+                      dc0->typed_data(), T, B, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
   return ffi::Error::Success();
 }
 
 ffi::Error ElmanForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 h0, F32Out hs, F32Out zs, ffi::ThreadPool pool,
-                            bool reverse, int64_t threads, bool relu) {
+                            bool reverse, int64_t threads, bool relu, bool by_rows) {
   int T, B, I, H;
   if (auto e = check_forward_shapes(xs, w_ih, w_hh, b, 1, T, B, I, H); e.failure()) return e;
   auto run = relu ? forward_pass<Elman<true>> : forward_pass<Elman<false>>;
   run(xs.typed_data(), w_ih.typed_data(), w_hh.typed_data(), b.typed_data(), h0.typed_data(), nullptr,
-      hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, pool, clamp_threads(threads, H));
+      hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
   return ffi::Error::Success();
 }
 
 ffi::Error ElmanBackwardImpl(F32 zs, F32 dys, F32 dh_last, F32 w_hh, F32Out dzs, F32Out dh0, ffi::ThreadPool pool,
-                             bool reverse, int64_t threads, bool relu) {
+                             bool reverse, int64_t threads, bool relu, bool by_rows) {
   int T, B, H;
   if (auto e = check_backward_shapes(zs, w_hh, 1, 1, T, B, H); e.failure()) return e;
   auto run = relu ? backward_pass<Elman<true>> : backward_pass<Elman<false>>;
   run(zs.typed_data(), nullptr, dys.typed_data(), dh_last.typed_data(), nullptr, w_hh.typed_data(), dzs->typed_data(),
-      nullptr, dh0->typed_data(), nullptr, T, B, H, reverse, pool, clamp_threads(threads, H));
+      nullptr, dh0->typed_data(), nullptr, T, B, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
   return ffi::Error::Success();
 }
 
 ffi::Error GruForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32Out hs, F32Out zs,
-                          ffi::ThreadPool pool, bool reverse, int64_t threads) {
+                          ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
   int T, B, I, H;
   if (auto e = check_forward_shapes(xs, w_ih, w_hh, b, Gru::W, T, B, I, H); e.failure()) return e;
   if (b_hn.element_count() != H) return ffi::Error::InvalidArgument("jaxrnn cpu recurrence: b_hn must be [H]");
@@ -576,19 +598,18 @@ ffi::Error GruForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F
   std::memcpy(bias.data(), b.typed_data(), sizeof(float) * Gru::W * H);
   std::memcpy(bias.data() + Gru::W * H, b_hn.typed_data(), sizeof(float) * H);
   forward_pass<Gru>(xs.typed_data(), w_ih.typed_data(), w_hh.typed_data(), bias.data(), h0.typed_data(), nullptr,
-                    hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, pool,
-                    clamp_threads(threads, H));
+                    hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, by_rows, pool,
+                    clamp_threads(threads, B, H, by_rows));
   return ffi::Error::Success();
 }
 
 ffi::Error GruBackwardImpl(F32 zs, F32 h_prevs, F32 dys, F32 dh_last, F32 w_hh, F32Out dus, F32Out dhhs, F32Out dh0,
-                           ffi::ThreadPool pool, bool reverse, int64_t threads) {
+                           ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
   int T, B, H;
   if (auto e = check_backward_shapes(zs, w_hh, Gru::G, Gru::W, T, B, H); e.failure()) return e;
   backward_pass<Gru>(zs.typed_data(), h_prevs.typed_data(), dys.typed_data(), dh_last.typed_data(), nullptr,
                      w_hh.typed_data(), dus->typed_data(), dhhs->typed_data(), dh0->typed_data(), nullptr, T, B, H,
-                     reverse, pool,
-                     clamp_threads(threads, H));
+                     reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
   return ffi::Error::Success();
 }
 
@@ -599,39 +620,39 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmForward, LstmForwardImpl,
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmBackward, LstmBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnElmanForward, ElmanForwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<bool>("by_rows"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnElmanBackward, ElmanBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<bool>("by_rows"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGruForward, GruForwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGruBackward, GruBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
