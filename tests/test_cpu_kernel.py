@@ -272,8 +272,10 @@ def test_threads_follow_the_work_per_step(monkeypatch):
     assert cpu_recurrence.default_threads(64, 512, 4) == 2
     assert cpu_recurrence.default_threads(4, 16, 4) == 1  # one unit block, too few rows to split
     assert cpu_recurrence.default_threads(256, 16, 4) == 2  # one unit block, but rows enough for two
-    assert cpu_recurrence.default_by_rows(16, 2) and cpu_recurrence.default_by_rows(32, 2)
-    assert not cpu_recurrence.default_by_rows(15, 2) and not cpu_recurrence.default_by_rows(64, 1)
+    small, large = 256 * 1024, 5 << 20  # LSTM (I, H) = (64, 256) forward, (128, 512) forward
+    assert cpu_recurrence.default_by_rows(16, 2, small) and cpu_recurrence.default_by_rows(32, 2, small)
+    assert not cpu_recurrence.default_by_rows(15, 2, small) and not cpu_recurrence.default_by_rows(64, 1, small)
+    assert not cpu_recurrence.default_by_rows(64, 2, large) and cpu_recurrence.default_by_rows(128, 2, large)
 
 
 @pytest.mark.parametrize(

@@ -138,15 +138,19 @@ def cores() -> int:
 # 2.3 ms on two threads against 3.0 on one, an Elman layer there (4K) 0.94 against 0.92.
 MIN_MACS_PER_THREAD_STEP = 1 << 13
 
-# Rows a thread needs to take whole rows of the batch rather than a slice of the hidden units: one
-# register tile of the kernel's GEMM. Split by rows, no thread waits for another's h_{t-1}, so a step
-# needs no barrier and no data from the other core, but each thread streams all of the weights. On
-# the 2-core EPYC of benchmarks/RESULTS.md (forward | backward, by units -> by rows, minima, ms):
-# Elman (32,128,32,128) 1.06 -> 0.96 | 1.08 -> 0.84, LSTM (16,512,64,256) 33.0 -> 30.0 | 29.6 -> 27.2,
-# LSTM (64,128,64,256) 29.8 -> 29.6 | 38.5 -> 27.8, LSTM (256,64,128,512) 251 -> 230 | 233 -> 188, level
-# at LSTM (16,128,128,512); with fewer rows a thread streams the weights for too few of them: Elman
-# (8,512,64,256) 4.0 -> 5.7 | 3.8 -> 4.9, LSTM (2,512,64,256) 5.9 -> 9.0 | 4.9 -> 7.4.
-MIN_ROWS_PER_THREAD = 8
+# When threads take whole rows of the batch rather than slices of the hidden units. Split by rows, no
+# thread waits for another's h_{t-1}: a step needs no barrier and no data from the other core, but each
+# thread reads all of the weights every step instead of 1/n of them. That pays while they stay in a
+# core's L2 or serve many rows. On the 2-core EPYC of benchmarks/RESULTS.md (forward | backward, split
+# by units -> by rows, minima, ms): Elman (32,128,32,128) 1.06 -> 0.96 | 1.08 -> 0.84, LSTM
+# (16,512,64,256) 33.0 -> 30.0 | 29.6 -> 27.2 (1.3 MB of forward weights), (64,128,64,256) 29.8 -> 29.6 |
+# 38.5 -> 27.8, (256,64,128,512) 251 -> 230 | 233 -> 188 (5.2 MB, 128 rows a thread). Level at LSTM
+# (32,64,128,512) and (64,32,256,1024) (5.2 and 21 MB, 16 and 32 rows); slower with few rows or weights
+# far beyond L2: Elman (8,512,64,256) 4.0 -> 5.7 | 3.8 -> 4.9, LSTM (2,512,64,256) 5.9 -> 9.0 | 4.9 -> 7.4,
+# (16,128,128,1024) 113 -> 154 | 105 -> 135 (21 MB, 8 rows).
+MIN_ROWS_PER_THREAD = 8  # one register tile of the kernel's GEMM
+MAX_ROWS_SPLIT_WEIGHT_BYTES = 2 << 20  # weights a thread keeps near (a core's L2 and some)
+MIN_ROWS_PER_THREAD_LARGE_WEIGHTS = 64  # rows a thread needs to split by rows with weights beyond that
 
 
 def default_threads(batch: int, hidden: int, gates: int) -> int:
@@ -155,17 +159,21 @@ def default_threads(batch: int, hidden: int, gates: int) -> int:
     rows (`default_by_rows`) or one 16-unit block."""
     macs = batch * hidden * gates * hidden
     n = max(1, min(cores(), macs // MIN_MACS_PER_THREAD_STEP))
-    return int(n if default_by_rows(batch, n) else max(1, min(n, hidden // UNITS_PER_BLOCK)))
+    return int(n if default_by_rows(batch, n, gates * hidden * hidden) else max(1, min(n, hidden // UNITS_PER_BLOCK)))
 
 
-def default_by_rows(batch: int, threads: int) -> bool:
-    """Whether `threads` threads split the batch's rows between them (else the hidden units)."""
-    return threads > 1 and batch >= MIN_ROWS_PER_THREAD * threads
+def default_by_rows(batch: int, threads: int, weights: int) -> bool:
+    """Whether `threads` threads split the batch's rows between them (else the hidden units), for a
+    pass that multiplies by `weights` float32 weights a step."""
+    rows = batch // max(threads, 1)
+    if threads < 2 or rows < MIN_ROWS_PER_THREAD:
+        return False
+    return weights * 4 <= MAX_ROWS_SPLIT_WEIGHT_BYTES or rows >= MIN_ROWS_PER_THREAD_LARGE_WEIGHTS
 
 
-def _split(batch: int, hidden: int, gates: int, threads: int | None, by_rows: bool | None) -> tuple[int, bool]:
+def _split(batch: int, hidden: int, gates: int, threads: int | None, by_rows: bool | None, weights: int) -> tuple[int, bool]:
     threads = default_threads(batch, hidden, gates) if threads is None else threads
-    return threads, default_by_rows(batch, threads) if by_rows is None else by_rows
+    return threads, default_by_rows(batch, threads, weights) if by_rows is None else by_rows
 
 
 def _empty() -> jax.ShapeDtypeStruct:
@@ -191,7 +199,7 @@ def lstm_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 4, threads, by_rows)
+    threads, by_rows = _split(B, H, 4, threads, by_rows, w_ih.size + w_hh.size)
     outs = (_like((T, B, H)), _like((B, H)), _like((T, B, 4 * H)) if save else _empty(), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_lstm_forward", outs, vmap_method="sequential")
     hs, c_last, zs, c_prevs = call(xs, w_ih, w_hh, _bias(b, 4 * H), h0, c0, reverse=reverse, threads=threads, by_rows=by_rows)
@@ -208,7 +216,7 @@ def lstm_backward(
     _require()
     T, B, G = zs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 4, threads, by_rows)
+    threads, by_rows = _split(B, H, 4, threads, by_rows, w_hh.size)
     call = jax.ffi.ffi_call("jaxrnn_lstm_backward", (_like((T, B, G)), _like((B, H)), _like((B, H))), vmap_method="sequential")
     return call(zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, by_rows=by_rows)
 
@@ -223,7 +231,7 @@ def elman_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 1, threads, by_rows)
+    threads, by_rows = _split(B, H, 1, threads, by_rows, w_ih.size + w_hh.size)
     outs = (_like((T, B, H)), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_elman_forward", outs, vmap_method="sequential")
     hs, zs = call(xs, w_ih, w_hh, _bias(b, H), h0, reverse=reverse, threads=threads, relu=activation == "relu", by_rows=by_rows)
@@ -238,7 +246,7 @@ def elman_backward(
     outputs `dys` and of the final carry `dh_last`."""
     _require()
     T, B, H = zs.shape
-    threads, by_rows = _split(B, H, 1, threads, by_rows)
+    threads, by_rows = _split(B, H, 1, threads, by_rows, w_hh.size)
     call = jax.ffi.ffi_call("jaxrnn_elman_backward", (_like((T, B, H)), _like((B, H))), vmap_method="sequential")
     return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", by_rows=by_rows)
 
@@ -258,7 +266,7 @@ def gru_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 3, threads, by_rows)
+    threads, by_rows = _split(B, H, 3, threads, by_rows, w_ih.size + w_hh.size)
     outs = (_like((T, B, H)), _like((T, B, 4 * H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_gru_forward", outs, vmap_method="sequential")
     hs, zs = call(xs, w_ih, w_hh, _bias(b, 3 * H), _bias(b_hn, H), h0, reverse=reverse, threads=threads, by_rows=by_rows)
@@ -276,7 +284,7 @@ def gru_backward(
     _require()
     T, B, _ = zs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 3, threads, by_rows)
+    threads, by_rows = _split(B, H, 3, threads, by_rows, w_hh.size)
     outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)))
     call = jax.ffi.ffi_call("jaxrnn_gru_backward", outs, vmap_method="sequential")
     return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads, by_rows=by_rows)
@@ -284,7 +292,9 @@ def gru_backward(
 
 __all__ = [
     "MIN_MACS_PER_THREAD_STEP",
+    "MAX_ROWS_SPLIT_WEIGHT_BYTES",
     "MIN_ROWS_PER_THREAD",
+    "MIN_ROWS_PER_THREAD_LARGE_WEIGHTS",
     "UNITS_PER_BLOCK",
     "cores",
     "default_by_rows",
