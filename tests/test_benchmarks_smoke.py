@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import report, run
 from benchmarks.spec import Spec
 
@@ -169,3 +171,25 @@ def test_xla_flags_study_runs_each_flag_set_in_its_own_process(tmp_path, monkeyp
     (row,) = json.loads(out.read_text())["rows"]
     assert row["flags"] == "XLA default" and row["fwd_ms"] > 0 and row["fwdbwd_ms"] > 0
     assert sorted(p.name for p in hlo.iterdir()) == ["XLA_default_lstm_float32_fwd.hlo", "XLA_default_lstm_float32_fwdbwd.hlo"]
+
+
+def test_thread_scaling_watch_runs_and_reports(tmp_path):
+    """One thread against all cores, round after round, with each round's speed-up and the summary."""
+    from benchmarks import cpu_threads
+    from jaxrnn.kernels import cpu_recurrence
+
+    if cpu_recurrence.unavailable_reason() is not None:
+        assert cpu_threads.main(["--quick", "--no-report"]) == 0  # says it skipped
+        return
+    out = tmp_path / "threads.json"
+    assert cpu_threads.main(["--quick", "--no-report", "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert len(payload["rounds"]) == 2 and payload["threads"] == cpu_recurrence.cores()
+    assert all(r["one"] > 0 and r["all"] > 0 and r["speedup"] == r["one"] / r["all"] for r in payload["rounds"])
+    assert 0.0 <= payload["contended_share"] <= 1.0
+    text = cpu_threads.markdown(payload, {"cpu_model": "x"}, "cmd")
+    assert "| 1 thread ms |" in text and "GFLOP/s" in text and not payload["after_torch"]
+    pytest.importorskip("torch")
+    assert cpu_threads.main(["--quick", "--after-torch", "--no-report", "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["after_torch"] and "after a PyTorch LSTM forward" in cpu_threads.markdown(payload, {"cpu_model": "x"}, "c")

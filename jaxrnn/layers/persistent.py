@@ -162,11 +162,11 @@ def cpu_backward(
 
 
 # Step size (rows x hidden x gate columns multiply-adds) up to which the CPU kernel is the default. On
-# the 2-core AMD EPYC of benchmarks/RESULTS.md it took 0.45-0.82x the scan's forward+backward time up
-# to 4M (LSTM (16,512,64,256)). Above, XLA's GEMMs hold their own: at (256,64,128,512), run alone, the
-# kernel (outputs on huge pages) was level with the scan (LSTM forward 235 against 259 ms, GRU 180
-# against 194), but timed in turn with the peers its two threads' times scattered (GRU forward 203-399
-# ms, median 341, against the peers' 190-195), so the scan stays the default there.
+# the 2-core AMD EPYC of benchmarks/RESULTS.md it took 0.65-0.73x the scan's forward+backward time up
+# to 4M (LSTM (16,512,64,256)). Above, XLA's multi-threaded GEMMs hold their own: at (256,64,128,512),
+# alone, the kernel (threads splitting the rows) took 0.87-0.93x the scan's time, but timed in turn
+# with the peers its two threads' times scattered (GRU forward+backward 557-898 ms, median 768, against
+# the peers' 637-782), so the scan stays the default there.
 DEFAULT_CPU_MAX_STEP_MACS = 1 << 24
 
 
