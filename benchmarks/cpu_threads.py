@@ -85,13 +85,11 @@ def watch(shape: tuple[int, int, int, int], *, rounds: int, calls: int = 3, befo
             f"({rows[-1]['speedup']:.2f}x)")
     B, T, I, H = shape
     flops = 2.0 * T * B * (I + H) * 4 * H
-    ones, alls, ups = ([row[k] for row in rows] for k in ("one", "all", "speedup"))
+    spread = {k: [row[k] for row in rows] for k in ("one", "all", "speedup")}
     return {
         "shape": shape, "threads": threads, "after_torch": before is not None, "rounds": rows, "flops": flops,
-        "one": {"median": statistics.median(ones), "min": min(ones), "max": max(ones)},
-        "all": {"median": statistics.median(alls), "min": min(alls), "max": max(alls)},
-        "speedup": {"median": statistics.median(ups), "min": min(ups), "max": max(ups)},
-        "contended_share": sum(u < CONTENDED for u in ups) / len(ups),
+        **{k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in spread.items()},
+        "contended_share": sum(u < CONTENDED for u in spread["speedup"]) / len(rows),
     }
 
 
