@@ -179,8 +179,8 @@ def _both_passes(cell, xs, w_ih, w_hh, b, h0, dys, reverse, **split):
     return fwd + K.elman_backward(fwd[1], dys, h0, w_hh, reverse=reverse, **split)
 
 
-# threads taking whole rows: 8 and 9 rows each, several row tiles each, 1-3 rows each over 5 threads,
-# more threads than rows
+# threads taking whole rows: 8 and 9 rows each, two chunks of 10 rows each, 1-3 rows each over 5
+# threads, more threads than rows
 @pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3), ("elman", 1)])
 @pytest.mark.parametrize("batch, threads", [(17, 2), (40, 2), (13, 5), (3, 5)])
 def test_splitting_the_batch_gives_the_same_bits_as_splitting_the_units(cell, gates, batch, threads):
@@ -276,6 +276,9 @@ def test_threads_follow_the_work_per_step(monkeypatch):
     assert cpu_recurrence.default_by_rows(16, 2, small) and cpu_recurrence.default_by_rows(32, 2, small)
     assert not cpu_recurrence.default_by_rows(15, 2, small) and not cpu_recurrence.default_by_rows(64, 1, small)
     assert not cpu_recurrence.default_by_rows(64, 2, large) and cpu_recurrence.default_by_rows(128, 2, large)
+    near = 160 * 512  # LSTM (I, H) = (32, 128) forward: one 8-row tile a chunk, an even number a thread
+    assert [cpu_recurrence.row_chunks(b, 2, near) for b in (16, 24, 32, 40, 256)] == [2, 2, 4, 4, 32]
+    assert cpu_recurrence.row_chunks(256, 2, small) == 2  # each weight read serves a thread's rows
 
 
 @pytest.mark.parametrize(

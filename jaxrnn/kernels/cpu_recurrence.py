@@ -151,6 +151,7 @@ MIN_MACS_PER_THREAD_STEP = 1 << 13
 MIN_ROWS_PER_THREAD = 8  # one register tile of the kernel's GEMM
 MAX_ROWS_SPLIT_WEIGHT_BYTES = 2 << 20  # weights a thread keeps near (a core's L2 and some)
 MIN_ROWS_PER_THREAD_LARGE_WEIGHTS = 64  # rows a thread needs to split by rows with weights beyond that
+MAX_FINE_CHUNK_WEIGHT_BYTES = 512 << 10  # the kernel GEMM's panel chunk, read from L2 once per 8-row tile
 
 
 def default_threads(batch: int, hidden: int, gates: int) -> int:
@@ -171,9 +172,24 @@ def default_by_rows(batch: int, threads: int, weights: int) -> bool:
     return weights * 4 <= MAX_ROWS_SPLIT_WEIGHT_BYTES or rows >= MIN_ROWS_PER_THREAD_LARGE_WEIGHTS
 
 
-def _split(batch: int, hidden: int, gates: int, threads: int | None, by_rows: bool | None, weights: int) -> tuple[int, bool]:
+def row_chunks(batch: int, threads: int, weights: int) -> int:
+    """Chunks of rows that `threads` threads split by rows take from a queue, for a pass that multiplies
+    by `weights` float32 weights a step. A chunk's recurrence runs over all steps on one thread, so a
+    thread that starts late (a parked pool thread took 0.5-4.5 ms to wake in 1 call in 10 here) or loses
+    its core for a while leaves its chunks to the others instead of holding up the pass. Chunks of one
+    register tile (`MIN_ROWS_PER_THREAD` rows) while the kernel's GEMM streams all the weights for every
+    tile anyway (`MAX_FINE_CHUNK_WEIGHT_BYTES`); beyond, one chunk a thread, whose rows share each weight
+    read. Always a multiple of `threads`, so that threads that all start in time share the work evenly."""
+    if weights * 4 > MAX_FINE_CHUNK_WEIGHT_BYTES:
+        return threads
+    return threads * max(1, batch // (threads * MIN_ROWS_PER_THREAD))
+
+
+def _split(batch: int, hidden: int, gates: int, threads: int | None, by_rows: bool | None, weights: int) -> tuple[int, int]:
+    """``(threads, row_chunks)`` for one pass of the kernel; row_chunks 0 splits it by units."""
     threads = default_threads(batch, hidden, gates) if threads is None else threads
-    return threads, default_by_rows(batch, threads, weights) if by_rows is None else by_rows
+    by_rows = default_by_rows(batch, threads, weights) if by_rows is None else by_rows
+    return threads, row_chunks(batch, threads, weights) if by_rows else 0
 
 
 def _empty() -> jax.ShapeDtypeStruct:
@@ -199,10 +215,10 @@ def lstm_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 4, threads, by_rows, w_ih.size + w_hh.size)
+    threads, chunks = _split(B, H, 4, threads, by_rows, w_ih.size + w_hh.size)
     outs = (_like((T, B, H)), _like((B, H)), _like((T, B, 4 * H)) if save else _empty(), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_lstm_forward", outs, vmap_method="sequential")
-    hs, c_last, zs, c_prevs = call(xs, w_ih, w_hh, _bias(b, 4 * H), h0, c0, reverse=reverse, threads=threads, by_rows=by_rows)
+    hs, c_last, zs, c_prevs = call(xs, w_ih, w_hh, _bias(b, 4 * H), h0, c0, reverse=reverse, threads=threads, row_chunks=chunks)
     return hs, c_last, (zs if save else None), (c_prevs if save else None)
 
 
@@ -216,9 +232,9 @@ def lstm_backward(
     _require()
     T, B, G = zs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 4, threads, by_rows, w_hh.size)
+    threads, chunks = _split(B, H, 4, threads, by_rows, w_hh.size)
     call = jax.ffi.ffi_call("jaxrnn_lstm_backward", (_like((T, B, G)), _like((B, H)), _like((B, H))), vmap_method="sequential")
-    return call(zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, by_rows=by_rows)
+    return call(zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
 
 
 def elman_forward(
@@ -231,10 +247,10 @@ def elman_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 1, threads, by_rows, w_ih.size + w_hh.size)
+    threads, chunks = _split(B, H, 1, threads, by_rows, w_ih.size + w_hh.size)
     outs = (_like((T, B, H)), _like((T, B, H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_elman_forward", outs, vmap_method="sequential")
-    hs, zs = call(xs, w_ih, w_hh, _bias(b, H), h0, reverse=reverse, threads=threads, relu=activation == "relu", by_rows=by_rows)
+    hs, zs = call(xs, w_ih, w_hh, _bias(b, H), h0, reverse=reverse, threads=threads, relu=activation == "relu", row_chunks=chunks)
     return hs, (zs if save else None)
 
 
@@ -246,9 +262,9 @@ def elman_backward(
     outputs `dys` and of the final carry `dh_last`."""
     _require()
     T, B, H = zs.shape
-    threads, by_rows = _split(B, H, 1, threads, by_rows, w_hh.size)
+    threads, chunks = _split(B, H, 1, threads, by_rows, w_hh.size)
     call = jax.ffi.ffi_call("jaxrnn_elman_backward", (_like((T, B, H)), _like((B, H))), vmap_method="sequential")
-    return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", by_rows=by_rows)
+    return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", row_chunks=chunks)
 
 
 def gru_forward(
@@ -266,10 +282,10 @@ def gru_forward(
     _require()
     T, B, _ = xs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 3, threads, by_rows, w_ih.size + w_hh.size)
+    threads, chunks = _split(B, H, 3, threads, by_rows, w_ih.size + w_hh.size)
     outs = (_like((T, B, H)), _like((T, B, 4 * H)) if save else _empty())
     call = jax.ffi.ffi_call("jaxrnn_gru_forward", outs, vmap_method="sequential")
-    hs, zs = call(xs, w_ih, w_hh, _bias(b, 3 * H), _bias(b_hn, H), h0, reverse=reverse, threads=threads, by_rows=by_rows)
+    hs, zs = call(xs, w_ih, w_hh, _bias(b, 3 * H), _bias(b_hn, H), h0, reverse=reverse, threads=threads, row_chunks=chunks)
     return hs, (zs if save else None)
 
 
@@ -284,10 +300,10 @@ def gru_backward(
     _require()
     T, B, _ = zs.shape
     H = w_hh.shape[0]
-    threads, by_rows = _split(B, H, 3, threads, by_rows, w_hh.size)
+    threads, chunks = _split(B, H, 3, threads, by_rows, w_hh.size)
     outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)))
     call = jax.ffi.ffi_call("jaxrnn_gru_backward", outs, vmap_method="sequential")
-    return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads, by_rows=by_rows)
+    return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
 
 
 __all__ = [
@@ -295,9 +311,11 @@ __all__ = [
     "MAX_ROWS_SPLIT_WEIGHT_BYTES",
     "MIN_ROWS_PER_THREAD",
     "MIN_ROWS_PER_THREAD_LARGE_WEIGHTS",
+    "MAX_FINE_CHUNK_WEIGHT_BYTES",
     "UNITS_PER_BLOCK",
     "cores",
     "default_by_rows",
+    "row_chunks",
     "default_threads",
     "elman_backward",
     "elman_forward",

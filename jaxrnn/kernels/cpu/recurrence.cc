@@ -6,7 +6,8 @@
 // weights packed once per call into 16-column panels that stay in its caches), their cell state, their
 // outputs. A step is a register-tiled GEMM of [x_t, h_{t-1}] by the thread's panels, the gate math of
 // its units in 16-float vectors, and one barrier. Given 8 rows a thread, the threads split the batch
-// instead (`by_rows`, see `Part`): each runs its rows' recurrences alone, with no barrier. The backward runs the same way over the stored
+// instead (`row_chunks`, see `Split`): each runs its rows' recurrences alone, with no barrier, taking
+// chunks of rows from a queue until none is left. The backward runs the same way over the stored
 // pre-activations and leaves the weight gradients to one batched GEMM afterwards, as cuDNN's RNN
 // backward does (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946).
 //
@@ -23,6 +24,10 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#endif
 #include <vector>
 
 #include <sys/mman.h>
@@ -71,6 +76,48 @@ class SpinBarrier {
 
 using Body = std::function<void(int thread, int threads, SpinBarrier& barrier)>;
 
+// The core a thread runs on, -1 where unknown
+int current_cpu() {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+// Moves the calling helper off the caller's core for its lifetime, if it runs there. A pool thread that
+// was parked (the previous call ended milliseconds ago) wakes where Linux puts a wakee, near its waker:
+// often the caller's own core, and the balancer takes milliseconds to move it. Both threads then share
+// one core at half speed while the other core idles (seen with sched_getcpu on this 2-core VM). So a
+// helper that finds itself on the caller's core drops that core from its affinity (the kernel migrates
+// it at once, ~80 us) and restores its affinity when it leaves. LSTM (32,128,32,128) forward, called
+// every 20 ms: median 9.24 -> 6.68 ms (4.4 back to back, where it changes nothing).
+class OffCallersCore {
+ public:
+  explicit OffCallersCore(int caller_cpu) {
+#ifdef __linux__
+    if (caller_cpu < 0 || current_cpu() != caller_cpu) return;
+    if (pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) != 0) return;
+    cpu_set_t others = saved_;
+    CPU_CLR(caller_cpu, &others);
+    moved_ = CPU_COUNT(&others) > 0 && pthread_setaffinity_np(pthread_self(), sizeof(others), &others) == 0;
+#endif
+  }
+  ~OffCallersCore() {
+#ifdef __linux__
+    if (moved_) pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_);
+#endif
+  }
+  OffCallersCore(const OffCallersCore&) = delete;
+  OffCallersCore& operator=(const OffCallersCore&) = delete;
+
+ private:
+#ifdef __linux__
+  cpu_set_t saved_;
+#endif
+  bool moved_ = false;
+};
+
 // The threads of one call: the caller and whichever helpers of XLA's intra-op pool join in time. A
 // helper that starts after the caller has closed the team (the pool was busy) leaves at once, so a
 // busy pool costs parallelism, never a deadlock; the team lives on the heap for such late helpers.
@@ -86,6 +133,7 @@ class Team {
     } while (!joined_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel));
     int n;
     for (int spins = 0; (n = go_.load(std::memory_order_acquire)) == 0; ++spins) SpinBarrier::relax(spins);
+    const OffCallersCore off(caller_cpu_);
     (*body_)((s & ~kClosed) + 1, n, barrier_);
     finished_.fetch_add(1, std::memory_order_release);
   }
@@ -105,8 +153,24 @@ class Team {
     for (int spins = 0; finished_.load(std::memory_order_acquire) < n - 1; ++spins) SpinBarrier::relax(spins);
   }
 
+  // Runs body on the caller at once and on every helper that starts before the caller runs out of
+  // work, for a body that takes its work from a queue (`Split` by rows): a helper the pool starts late
+  // (waking a parked thread took 0.5-4.5 ms here, often after a pause between calls) still takes what
+  // is left, where a closed team gives up on it after 500 us and runs the whole pass on one thread.
+  // LSTM (32,128,32,128) forward called every 20 ms, median: closed team 9.26 ms, open 7.83, open with
+  // 8-row chunks 6.80 (level back to back). The body is told `helpers_asked + 1` threads and must not
+  // meet at the barrier.
+  void run_open(int helpers_asked, const Body& body) {
+    body_ = &body;
+    go_.store(helpers_asked + 1, std::memory_order_release);
+    body(0, helpers_asked + 1, barrier_);
+    const int n = 1 + (joined_.fetch_or(kClosed, std::memory_order_acq_rel) & ~kClosed);
+    for (int spins = 0; finished_.load(std::memory_order_acquire) < n - 1; ++spins) SpinBarrier::relax(spins);
+  }
+
  private:
   const std::thread::id caller_ = std::this_thread::get_id();
+  const int caller_cpu_ = current_cpu();  // where the caller ran when it scheduled the helpers
   const Body* body_ = nullptr;
   SpinBarrier barrier_;
   alignas(64) std::atomic<int> joined_{0};
@@ -114,11 +178,15 @@ class Team {
   alignas(64) std::atomic<int> finished_{0};
 };
 
-void run_threads(ffi::ThreadPool& pool, int wanted, const Body& body) {
+// `open`: the body takes its work from a queue, so helpers may join late (Team::run_open)
+void run_threads(ffi::ThreadPool& pool, int wanted, bool open, const Body& body) {
   auto team = std::make_shared<Team>();
   const int helpers = std::max(0, std::min<int>(wanted, static_cast<int>(pool.num_threads())) - 1);
   for (int i = 0; i < helpers; ++i) pool.Schedule([team] { team->help(); });
-  team->run(helpers, std::chrono::microseconds(500), body);
+  if (open)
+    team->run_open(helpers, body);
+  else
+    team->run(helpers, std::chrono::microseconds(500), body);
 }
 
 // Asks the kernel to back the 2 MiB pages inside a fresh output with huge pages. XLA allocates a large
@@ -142,19 +210,33 @@ Slice slice_of(int thread, int threads, int blocks) {
   return {blocks * thread / threads, blocks * (thread + 1) / threads};
 }
 
-// What one thread computes: its unit blocks of its rows. Split by units, each thread holds 1/n of the
-// weights in its caches but every step's GEMM reads all of h_{t-1}, so the threads meet at a barrier
-// each step and half of each step's operand comes from the other core. Split by rows, each thread runs
-// its rows' recurrences alone, holding all of the weights: no barrier, no shared data, the better split
-// when a step is short (microseconds) and the weights fit a core's L2.
-struct Part {
-  Slice units, rows;
-  bool shared;  // whether threads must meet after each step
+// How the threads of one pass share its work. Split by units (row_chunks 0), thread i of n owns the
+// i-th slice of the unit blocks for every row: it holds 1/n of the weights in its caches, but every
+// step's GEMM reads all of h_{t-1}, so the threads meet at a barrier each step and half of each step's
+// operand comes from the other core. Split by rows, each thread holds all of the weights and takes
+// chunks of rows from a queue, running each chunk's recurrence over all steps alone: no barrier, no
+// shared data, the better split when a step is short (microseconds) and the weights fit a core's L2.
+// A row's arithmetic is the same whichever thread or chunk runs it, so every split gives the same bits.
+class Split {
+ public:
+  Split(int B, int H, int row_chunks) : B_(B), blocks_(H / kUnits), chunks_(row_chunks) {}
+  bool by_rows() const { return chunks_ > 0; }
+  Slice units(int thread, int threads) const { return by_rows() ? Slice{0, blocks_} : slice_of(thread, threads, blocks_); }
+  bool shared(int threads) const { return !by_rows() && threads > 1; }  // whether threads meet after each step
+  // false once split by rows every chunk is taken: a helper that joins then packs no weights
+  bool work_left() const { return !by_rows() || next_.load(std::memory_order_relaxed) < chunks_; }
+  // rows_fn(rows) for each slice of rows the calling thread computes: all of them split by units, else
+  // the chunks it takes before the queue runs dry
+  template <typename RowsFn>
+  void for_each_rows(RowsFn&& rows_fn) {
+    if (!by_rows()) return rows_fn(Slice{0, B_});
+    for (int c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) rows_fn(slice_of(c, chunks_, B_));
+  }
+
+ private:
+  const int B_, blocks_, chunks_;
+  std::atomic<int> next_{0};
 };
-Part part_of(int thread, int threads, int B, int H, bool by_rows) {
-  if (by_rows) return {{0, H / kUnits}, slice_of(thread, threads, B), false};
-  return {slice_of(thread, threads, H / kUnits), {0, B}, threads > 1};
-}
 
 // ---------------------------------------------------------------- GEMM
 
@@ -398,7 +480,7 @@ struct Steps {  // step s of the pass runs time index t(s); `reverse` runs the l
 template <typename Cell>
 void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const float* bias, const float* h0,
                   const float* c0, float* hs, float* c_last, float* zs, float* c_prevs, int T, int B, int I, int H,
-                  bool reverse, bool by_rows, ffi::ThreadPool& pool, int threads) {
+                  bool reverse, int row_chunks, ffi::ThreadPool& pool, int threads) {
   constexpr int G = Cell::G;
   const int GH = G * H;
   const Steps steps{T, reverse};
@@ -408,43 +490,46 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
   advise_huge_pages(hs, steps_bytes);
   if (zs) advise_huge_pages(zs, steps_bytes * G);
   if (c_prevs) advise_huge_pages(c_prevs, steps_bytes);
-  run_threads(pool, threads, [&](int thread, int n, SpinBarrier& barrier) {
-    const Part part = part_of(thread, n, B, H, by_rows);
-    const Slice s = part.units, rows = part.rows;
+  Split split(B, H, row_chunks);
+  run_threads(pool, threads, split.by_rows(), [&](int thread, int n, SpinBarrier& barrier) {
+    if (!split.work_left()) return;
+    const Slice s = split.units(thread, n);
     std::vector<Group> groups;
     Cell::groups(H, s, groups);
     for (Group& g : groups) pack_group(w_ih, w_hh, I, H, Cell::W * H, g);
-    for (int b = rows.begin; b < rows.end && Cell::kCell; ++b)
-      std::memcpy(&c[b * H + s.begin * kUnits], c0 + b * H + s.begin * kUnits, s.count() * kUnits * sizeof(float));
-    for (int step = 0; step < T; ++step) {
-      const int t = steps.t(step);
-      const float* x_t = xs + static_cast<size_t>(t) * B * I;
-      const float* h_prev = step == 0 ? h0 : hs + static_cast<size_t>(steps.t(step - 1)) * B * H;
-      float* z = zs ? zs + static_cast<size_t>(t) * B * GH : scratch.data();
-      for (const Group& g : groups) {
-        const Operand a = g.inputs == kXH ? Operand{x_t, I, I, h_prev, H, H}
-                          : g.inputs == kX ? Operand{nullptr, 0, 0, x_t, I, I}
-                                           : Operand{nullptr, 0, 0, h_prev, H, H};
-        gemm(rows.count(), a.rows_from(rows.begin), g.panels.data(), static_cast<int>(g.dst.size()), g.dst.data(),
-             bias, 0, z + static_cast<size_t>(rows.begin) * GH, GH);
-      }
-      float* h_t = hs + static_cast<size_t>(t) * B * H;
-      for (int b = rows.begin; b < rows.end; ++b)
-        for (int j = s.begin; j < s.end; ++j) {
-          const int u = b * H + j * kUnits;
-          v16 c_new{}, h_new;
-          const v16 state = Cell::kCell ? load16(&c[u]) : Cell::kHPrev ? load16(h_prev + u) : v16{};
-          Cell::forward(z + static_cast<size_t>(b) * GH + j * kUnits, H, state, c_new, h_new);
-          store16(h_t + u, h_new);
-          if constexpr (Cell::kCell) {
-            if (c_prevs) std::memcpy(c_prevs + static_cast<size_t>(t) * B * H + u, &c[u], 64);
-            store16(&c[u], c_new);
-          }
+    split.for_each_rows([&](Slice rows) {
+      for (int b = rows.begin; b < rows.end && Cell::kCell; ++b)
+        std::memcpy(&c[b * H + s.begin * kUnits], c0 + b * H + s.begin * kUnits, s.count() * kUnits * sizeof(float));
+      for (int step = 0; step < T; ++step) {
+        const int t = steps.t(step);
+        const float* x_t = xs + static_cast<size_t>(t) * B * I;
+        const float* h_prev = step == 0 ? h0 : hs + static_cast<size_t>(steps.t(step - 1)) * B * H;
+        float* z = zs ? zs + static_cast<size_t>(t) * B * GH : scratch.data();
+        for (const Group& g : groups) {
+          const Operand a = g.inputs == kXH ? Operand{x_t, I, I, h_prev, H, H}
+                            : g.inputs == kX ? Operand{nullptr, 0, 0, x_t, I, I}
+                                             : Operand{nullptr, 0, 0, h_prev, H, H};
+          gemm(rows.count(), a.rows_from(rows.begin), g.panels.data(), static_cast<int>(g.dst.size()), g.dst.data(),
+               bias, 0, z + static_cast<size_t>(rows.begin) * GH, GH);
         }
-      if (part.shared) barrier.wait();  // every unit of h_t is written before any thread's next GEMM reads it
-    }
-    for (int b = rows.begin; b < rows.end && Cell::kCell; ++b)
-      std::memcpy(c_last + b * H + s.begin * kUnits, &c[b * H + s.begin * kUnits], s.count() * kUnits * sizeof(float));
+        float* h_t = hs + static_cast<size_t>(t) * B * H;
+        for (int b = rows.begin; b < rows.end; ++b)
+          for (int j = s.begin; j < s.end; ++j) {
+            const int u = b * H + j * kUnits;
+            v16 c_new{}, h_new;
+            const v16 state = Cell::kCell ? load16(&c[u]) : Cell::kHPrev ? load16(h_prev + u) : v16{};
+            Cell::forward(z + static_cast<size_t>(b) * GH + j * kUnits, H, state, c_new, h_new);
+            store16(h_t + u, h_new);
+            if constexpr (Cell::kCell) {
+              if (c_prevs) std::memcpy(c_prevs + static_cast<size_t>(t) * B * H + u, &c[u], 64);
+              store16(&c[u], c_new);
+            }
+          }
+        if (split.shared(n)) barrier.wait();  // every unit of h_t is written before any thread's next GEMM reads it
+      }
+      for (int b = rows.begin; b < rows.end && Cell::kCell; ++b)
+        std::memcpy(c_last + b * H + s.begin * kUnits, &c[b * H + s.begin * kUnits], s.count() * kUnits * sizeof(float));
+    });
   });
 }
 
@@ -454,55 +539,58 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
 template <typename Cell>
 void backward_pass(const float* zs, const float* prevs, const float* dys, const float* dh_last, const float* dc_last,
                    const float* w_hh, float* dzs, float* dhhs, float* dh0, float* dc0, int T, int B, int H,
-                   bool reverse, bool by_rows, ffi::ThreadPool& pool, int threads) {
+                   bool reverse, int row_chunks, ffi::ThreadPool& pool, int threads) {
   const int WH = Cell::W * H, GH = Cell::G * H;
   const Steps steps{T, reverse};
   std::vector<float> dh(static_cast<size_t>(B) * H), dc(Cell::kCell ? static_cast<size_t>(B) * H : 0);
   advise_huge_pages(dzs, static_cast<size_t>(T) * B * WH * sizeof(float));
   if (dhhs) advise_huge_pages(dhhs, static_cast<size_t>(T) * B * WH * sizeof(float));
-  run_threads(pool, threads, [&](int thread, int n, SpinBarrier& barrier) {
-    const Part part = part_of(thread, n, B, H, by_rows);
-    const Slice s = part.units, rows = part.rows;
+  Split split(B, H, row_chunks);
+  run_threads(pool, threads, split.by_rows(), [&](int thread, int n, SpinBarrier& barrier) {
+    if (!split.work_left()) return;
+    const Slice s = split.units(thread, n);
     std::vector<float> panels;
     std::vector<int> cols;
     pack_backward(w_hh, H, Cell::W, s, panels, cols);
     const int width = s.count() * kUnits;
-    for (int b = rows.begin; b < rows.end; ++b) {
-      const int u0 = b * H + s.begin * kUnits;
-      for (int k = 0; k < width; ++k) dh[u0 + k] = dh_last[u0 + k] + (T > 0 ? dys[static_cast<size_t>(steps.t(T - 1)) * B * H + u0 + k] : 0.0f);
-      if constexpr (Cell::kCell) std::memcpy(&dc[u0], dc_last + u0, width * sizeof(float));
-    }
-    for (int step = T - 1; step >= 0; --step) {
-      const int t = steps.t(step);
-      const float* z = zs + static_cast<size_t>(t) * B * GH;
-      float* dz = dzs + static_cast<size_t>(t) * B * WH;
-      float* dhh = dhhs ? dhhs + static_cast<size_t>(t) * B * WH : dz;
-      // dh_{t-1} = dy_{t-1} (none past the first step: the initial carry's gradient) + the direct path
-      // (GRU) + dz_t w_hh^T; the thread's units of the first two replace dh_t here, the GEMM adds the last
-      const float* dy_prev = step > 0 ? dys + static_cast<size_t>(steps.t(step - 1)) * B * H : nullptr;
-      for (int b = rows.begin; b < rows.end; ++b)
-        for (int j = s.begin; j < s.end; ++j) {
-          const int u = b * H + j * kUnits;
-          const size_t du = static_cast<size_t>(b) * WH + j * kUnits;
-          const float* prev = prevs ? prevs + static_cast<size_t>(t) * B * H + u : nullptr;
-          v16 d_state{};
-          Cell::backward(z + static_cast<size_t>(b) * GH + j * kUnits, H, prev ? load16(prev) : v16{}, load16(&dh[u]),
-                         Cell::kCell ? load16(&dc[u]) : v16{}, dz + du, dhh + du, d_state);
-          if constexpr (Cell::kCell) store16(&dc[u], d_state);
-          v16 next = dy_prev ? load16(dy_prev + u) : splat(0.0f);
-          if constexpr (Cell::kHPrev) next += d_state;
-          store16(&dh[u], next);
-        }
-      if (part.shared) barrier.wait();  // every gate column of dz_t is written before any thread's GEMM reads it
-      float* dh_rows = dh.data() + static_cast<size_t>(rows.begin) * H;
-      gemm(rows.count(), Operand{nullptr, 0, 0, dhh + static_cast<size_t>(rows.begin) * WH, WH, WH}, panels.data(),
-           static_cast<int>(cols.size()), cols.data(), dh_rows, H, dh_rows, H);
-    }
-    for (int b = rows.begin; b < rows.end; ++b) {
-      const int u0 = b * H + s.begin * kUnits;
-      std::memcpy(dh0 + u0, &dh[u0], width * sizeof(float));
-      if constexpr (Cell::kCell) std::memcpy(dc0 + u0, &dc[u0], width * sizeof(float));
-    }
+    split.for_each_rows([&](Slice rows) {
+      for (int b = rows.begin; b < rows.end; ++b) {
+        const int u0 = b * H + s.begin * kUnits;
+        for (int k = 0; k < width; ++k) dh[u0 + k] = dh_last[u0 + k] + (T > 0 ? dys[static_cast<size_t>(steps.t(T - 1)) * B * H + u0 + k] : 0.0f);
+        if constexpr (Cell::kCell) std::memcpy(&dc[u0], dc_last + u0, width * sizeof(float));
+      }
+      for (int step = T - 1; step >= 0; --step) {
+        const int t = steps.t(step);
+        const float* z = zs + static_cast<size_t>(t) * B * GH;
+        float* dz = dzs + static_cast<size_t>(t) * B * WH;
+        float* dhh = dhhs ? dhhs + static_cast<size_t>(t) * B * WH : dz;
+        // dh_{t-1} = dy_{t-1} (none past the first step: the initial carry's gradient) + the direct path
+        // (GRU) + dz_t w_hh^T; the thread's units of the first two replace dh_t here, the GEMM adds the last
+        const float* dy_prev = step > 0 ? dys + static_cast<size_t>(steps.t(step - 1)) * B * H : nullptr;
+        for (int b = rows.begin; b < rows.end; ++b)
+          for (int j = s.begin; j < s.end; ++j) {
+            const int u = b * H + j * kUnits;
+            const size_t du = static_cast<size_t>(b) * WH + j * kUnits;
+            const float* prev = prevs ? prevs + static_cast<size_t>(t) * B * H + u : nullptr;
+            v16 d_state{};
+            Cell::backward(z + static_cast<size_t>(b) * GH + j * kUnits, H, prev ? load16(prev) : v16{}, load16(&dh[u]),
+                           Cell::kCell ? load16(&dc[u]) : v16{}, dz + du, dhh + du, d_state);
+            if constexpr (Cell::kCell) store16(&dc[u], d_state);
+            v16 next = dy_prev ? load16(dy_prev + u) : splat(0.0f);
+            if constexpr (Cell::kHPrev) next += d_state;
+            store16(&dh[u], next);
+          }
+        if (split.shared(n)) barrier.wait();  // every gate column of dz_t is written before any thread's GEMM reads it
+        float* dh_rows = dh.data() + static_cast<size_t>(rows.begin) * H;
+        gemm(rows.count(), Operand{nullptr, 0, 0, dhh + static_cast<size_t>(rows.begin) * WH, WH, WH}, panels.data(),
+             static_cast<int>(cols.size()), cols.data(), dh_rows, H, dh_rows, H);
+      }
+      for (int b = rows.begin; b < rows.end; ++b) {
+        const int u0 = b * H + s.begin * kUnits;
+        std::memcpy(dh0 + u0, &dh[u0], width * sizeof(float));
+        if constexpr (Cell::kCell) std::memcpy(dc0 + u0, &dc[u0], width * sizeof(float));
+      }
+    });
   });
 }
 
@@ -542,74 +630,83 @@ ffi::Error check_forward_shapes(const F32& xs, const F32& w_ih, const F32& w_hh,
   return ffi::Error::Success();
 }
 
-// at most one thread per unit block, or per row
-int clamp_threads(int64_t threads, int B, int H, bool by_rows) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, by_rows ? B : H / kUnits)));
+// row_chunks: 0 splits the work by units, else by rows into that many chunks (at most one a row)
+int clamp_chunks(int64_t row_chunks, int B) { return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(row_chunks, B))); }
+
+// at most one thread per unit block, or per chunk of rows
+int clamp_threads(int64_t threads, int H, int row_chunks) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, row_chunks > 0 ? row_chunks : H / kUnits)));
 }
 
 float* data_or_null(F32Out& out) { return out->element_count() > 0 ? out->typed_data() : nullptr; }
 
 ffi::Error LstmForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 h0, F32 c0, F32Out hs, F32Out c_last, F32Out zs,
-                           F32Out c_prevs, ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
+                           F32Out c_prevs, ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
   int T, B, I, H;
   if (auto e = check_forward_shapes(xs, w_ih, w_hh, b, Lstm::W, T, B, I, H); e.failure()) return e;
+  const int chunks = clamp_chunks(row_chunks, B);
   forward_pass<Lstm>(xs.typed_data(), w_ih.typed_data(), w_hh.typed_data(), b.typed_data(), h0.typed_data(),
                      c0.typed_data(), hs->typed_data(), c_last->typed_data(), data_or_null(zs), data_or_null(c_prevs),
-                     T, B, I, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
+                     T, B, I, H, reverse, chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
 ffi::Error LstmBackwardImpl(F32 zs, F32 c_prevs, F32 dys, F32 dh_last, F32 dc_last, F32 w_hh, F32Out dzs, F32Out dh0,
-                            F32Out dc0, ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
+                            F32Out dc0, ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
   int T, B, H;
   if (auto e = check_backward_shapes(zs, w_hh, Lstm::G, Lstm::W, T, B, H); e.failure()) return e;
+  const int chunks = clamp_chunks(row_chunks, B);
   backward_pass<Lstm>(zs.typed_data(), c_prevs.typed_data(), dys.typed_data(), dh_last.typed_data(),
                       dc_last.typed_data(), w_hh.typed_data(), dzs->typed_data(), nullptr, dh0->typed_data(),
-                      dc0->typed_data(), T, B, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
+                      dc0->typed_data(), T, B, H, reverse, chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
 ffi::Error ElmanForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 h0, F32Out hs, F32Out zs, ffi::ThreadPool pool,
-                            bool reverse, int64_t threads, bool relu, bool by_rows) {
+                            bool reverse, int64_t threads, bool relu, int64_t row_chunks) {
   int T, B, I, H;
   if (auto e = check_forward_shapes(xs, w_ih, w_hh, b, 1, T, B, I, H); e.failure()) return e;
+  const int chunks = clamp_chunks(row_chunks, B);
   auto run = relu ? forward_pass<Elman<true>> : forward_pass<Elman<false>>;
   run(xs.typed_data(), w_ih.typed_data(), w_hh.typed_data(), b.typed_data(), h0.typed_data(), nullptr,
-      hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
+      hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
 ffi::Error ElmanBackwardImpl(F32 zs, F32 dys, F32 dh_last, F32 w_hh, F32Out dzs, F32Out dh0, ffi::ThreadPool pool,
-                             bool reverse, int64_t threads, bool relu, bool by_rows) {
+                             bool reverse, int64_t threads, bool relu, int64_t row_chunks) {
   int T, B, H;
   if (auto e = check_backward_shapes(zs, w_hh, 1, 1, T, B, H); e.failure()) return e;
+  const int chunks = clamp_chunks(row_chunks, B);
   auto run = relu ? backward_pass<Elman<true>> : backward_pass<Elman<false>>;
   run(zs.typed_data(), nullptr, dys.typed_data(), dh_last.typed_data(), nullptr, w_hh.typed_data(), dzs->typed_data(),
-      nullptr, dh0->typed_data(), nullptr, T, B, H, reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
+      nullptr, dh0->typed_data(), nullptr, T, B, H, reverse, chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
 ffi::Error GruForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32Out hs, F32Out zs,
-                          ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
+                          ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
   int T, B, I, H;
   if (auto e = check_forward_shapes(xs, w_ih, w_hh, b, Gru::W, T, B, I, H); e.failure()) return e;
+  const int chunks = clamp_chunks(row_chunks, B);
   if (b_hn.element_count() != H) return ffi::Error::InvalidArgument("jaxrnn cpu recurrence: b_hn must be [H]");
   std::vector<float> bias(static_cast<size_t>(Gru::G) * H);  // z_t's blocks start from [b | b_hn]
   std::memcpy(bias.data(), b.typed_data(), sizeof(float) * Gru::W * H);
   std::memcpy(bias.data() + Gru::W * H, b_hn.typed_data(), sizeof(float) * H);
   forward_pass<Gru>(xs.typed_data(), w_ih.typed_data(), w_hh.typed_data(), bias.data(), h0.typed_data(), nullptr,
-                    hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, by_rows, pool,
-                    clamp_threads(threads, B, H, by_rows));
+                    hs->typed_data(), nullptr, data_or_null(zs), nullptr, T, B, I, H, reverse, chunks, pool,
+                    clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
 ffi::Error GruBackwardImpl(F32 zs, F32 h_prevs, F32 dys, F32 dh_last, F32 w_hh, F32Out dus, F32Out dhhs, F32Out dh0,
-                           ffi::ThreadPool pool, bool reverse, int64_t threads, bool by_rows) {
+                           ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
   int T, B, H;
   if (auto e = check_backward_shapes(zs, w_hh, Gru::G, Gru::W, T, B, H); e.failure()) return e;
+  const int chunks = clamp_chunks(row_chunks, B);
   backward_pass<Gru>(zs.typed_data(), h_prevs.typed_data(), dys.typed_data(), dh_last.typed_data(), nullptr,
                      w_hh.typed_data(), dus->typed_data(), dhhs->typed_data(), dh0->typed_data(), nullptr, T, B, H,
-                     reverse, by_rows, pool, clamp_threads(threads, B, H, by_rows));
+                     reverse, chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
@@ -620,39 +717,39 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmForward, LstmForwardImpl,
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<int64_t>("row_chunks"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmBackward, LstmBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<int64_t>("row_chunks"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnElmanForward, ElmanForwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<bool>("by_rows"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<int64_t>("row_chunks"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnElmanBackward, ElmanBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<bool>("by_rows"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<int64_t>("row_chunks"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGruForward, GruForwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<int64_t>("row_chunks"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGruBackward, GruBackwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
                                   .Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("by_rows"));
+                                  .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<int64_t>("row_chunks"));
