@@ -180,6 +180,7 @@ def row_chunks(batch: int, threads: int, weights: int) -> int:
     register tile (`MIN_ROWS_PER_THREAD` rows) while the kernel's GEMM streams all the weights for every
     tile anyway (`MAX_FINE_CHUNK_WEIGHT_BYTES`); beyond, one chunk a thread, whose rows share each weight
     read. Always a multiple of `threads`, so that threads that all start in time share the work evenly."""
+    threads = max(threads, 1)
     if weights * 4 > MAX_FINE_CHUNK_WEIGHT_BYTES:
         return threads
     return threads * max(1, batch // (threads * MIN_ROWS_PER_THREAD))
