@@ -118,7 +118,8 @@ class OffCallersCore {
   bool moved_ = false;
 };
 
-// The threads of one call: the caller and whichever helpers of XLA's intra-op pool join in time. A
+// The threads of one call: the caller and whichever helpers of XLA's intra-op pool join in time (or,
+// with `run_open`, before the work runs out). A
 // helper that starts after the caller has closed the team (the pool was busy) leaves at once, so a
 // busy pool costs parallelism, never a deadlock; the team lives on the heap for such late helpers.
 class Team {
@@ -145,12 +146,12 @@ class Team {
                         std::chrono::steady_clock::now() < deadline;
          ++spins)
       SpinBarrier::relax(spins);
-    const int n = 1 + (joined_.fetch_or(kClosed, std::memory_order_acq_rel) & ~kClosed);
+    const int n = close();
     barrier_.reset(n);
     body_ = &body;
     go_.store(n, std::memory_order_release);
     body(0, n, barrier_);
-    for (int spins = 0; finished_.load(std::memory_order_acquire) < n - 1; ++spins) SpinBarrier::relax(spins);
+    wait_for_helpers(n);
   }
 
   // Runs body on the caller at once and on every helper that starts before the caller runs out of
@@ -164,11 +165,16 @@ class Team {
     body_ = &body;
     go_.store(helpers_asked + 1, std::memory_order_release);
     body(0, helpers_asked + 1, barrier_);
-    const int n = 1 + (joined_.fetch_or(kClosed, std::memory_order_acq_rel) & ~kClosed);
-    for (int spins = 0; finished_.load(std::memory_order_acquire) < n - 1; ++spins) SpinBarrier::relax(spins);
+    wait_for_helpers(close());
   }
 
  private:
+  // Lets no more helpers join; the number of threads in the team, the caller included
+  int close() { return 1 + (joined_.fetch_or(kClosed, std::memory_order_acq_rel) & ~kClosed); }
+  void wait_for_helpers(int n) {
+    for (int spins = 0; finished_.load(std::memory_order_acquire) < n - 1; ++spins) SpinBarrier::relax(spins);
+  }
+
   const std::thread::id caller_ = std::this_thread::get_id();
   const int caller_cpu_ = current_cpu();  // where the caller ran when it scheduled the helpers
   const Body* body_ = nullptr;
