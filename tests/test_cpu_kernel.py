@@ -91,11 +91,20 @@ def test_lstm_forward_and_backward_match_the_scan(steps, batch, inputs, hidden, 
         hs, c, _ = _lstm_scan(us, eye, w_hh, jnp.zeros(4 * hidden), h0, c0, reverse)
         return jnp.sum(hs * dys) + jnp.sum((hs[0] if reverse else hs[-1]) * dh) + jnp.sum(c * dc)
 
+    def loss_weights(w_ih, w_hh, b):
+        hs, c, _ = _lstm_scan(xs, w_ih, w_hh, b, h0, c0, reverse)
+        return jnp.sum(hs * dys) + jnp.sum((hs[0] if reverse else hs[-1]) * dh) + jnp.sum(c * dc)
+
     g_us, g_h0, g_c0 = jax.grad(loss_us, argnums=(0, 1, 2))(us, h0, c0)
-    dzs, dh0, dc0 = cpu_recurrence.lstm_backward(zs, c_prevs, dys, dh, dc, w_hh, reverse=reverse, threads=threads)
+    g_weights = jax.grad(loss_weights, argnums=(0, 1, 2))(w_ih, w_hh, b)
+    dzs, dh0, dc0, *d_weights = cpu_recurrence.lstm_backward(
+        xs, hs, h0, zs, c_prevs, dys, dh, dc, w_hh, reverse=reverse, threads=threads
+    )
     np.testing.assert_allclose(dzs, g_us, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(dh0, g_h0, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(dc0, g_c0, atol=2e-5, rtol=1e-5)
+    for got, want in zip(d_weights, g_weights, strict=True):  # dw_ih, dw_hh, db
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("activation, act", [("tanh", jnp.tanh), ("relu", jax.nn.relu)])
@@ -121,10 +130,19 @@ def test_elman_forward_and_backward_match_the_scan(activation, act, reverse, thr
         hs, _ = _elman_scan(us, eye, w_hh, jnp.zeros(hidden), h0, reverse, act)
         return jnp.sum(hs * dys) + jnp.sum((hs[0] if reverse else hs[-1]) * dh)
 
+    def loss_weights(w_ih, w_hh, b):
+        hs, _ = _elman_scan(xs, w_ih, w_hh, b, h0, reverse, act)
+        return jnp.sum(hs * dys) + jnp.sum((hs[0] if reverse else hs[-1]) * dh)
+
     g_us, g_h0 = jax.grad(loss_us, argnums=(0, 1))(us, h0)
-    dzs, dh0 = cpu_recurrence.elman_backward(zs, dys, dh, w_hh, activation=activation, reverse=reverse, threads=threads)
+    g_weights = jax.grad(loss_weights, argnums=(0, 1, 2))(w_ih, w_hh, b)
+    dzs, dh0, *d_weights = cpu_recurrence.elman_backward(
+        xs, hs, h0, zs, dys, dh, w_hh, activation=activation, reverse=reverse, threads=threads
+    )
     np.testing.assert_allclose(dzs, g_us, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(dh0, g_h0, atol=2e-5, rtol=1e-5)
+    for got, want in zip(d_weights, g_weights, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("steps, batch, inputs, hidden", [(6, 1, 3, 16), (5, 13, 4, 48)])
@@ -157,12 +175,21 @@ def test_gru_forward_and_backward_match_the_scan(steps, batch, inputs, hidden, r
         last, hs = jax.lax.scan(step, h0, (us, hh_shift), reverse=reverse)
         return jnp.sum(hs * dys) + jnp.sum(last * dh)
 
+    def loss_weights(w_ih, w_hh, b, b_hn):
+        hs, _ = _gru_scan(xs, w_ih, w_hh, b, b_hn, h0, reverse)
+        return jnp.sum(hs * dys) + jnp.sum((hs[0] if reverse else hs[-1]) * dh)
+
     us = xs @ w_ih + b
     g_us, g_hh, g_h0 = jax.grad(loss, argnums=(0, 1, 2))(us, jnp.zeros((steps, batch, 3 * hidden)), h0)
-    dus, dhhs, dh0 = cpu_recurrence.gru_backward(zs, jnp.concatenate([h0[None], hs[:-1]]) if not reverse else jnp.concatenate([hs[1:], h0[None]]), dys, dh, w_hh, reverse=reverse, threads=threads)
+    g_w_ih, g_w_hh, g_b, g_b_hn = jax.grad(loss_weights, argnums=(0, 1, 2, 3))(w_ih, w_hh, b, b_hn)
+    dus, dhhs, dh0, dw_ih, dw_hh, db, db_hh = cpu_recurrence.gru_backward(
+        xs, hs, h0, zs, dys, dh, w_hh, reverse=reverse, threads=threads
+    )
     np.testing.assert_allclose(dus, g_us, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(dhhs, g_hh, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(dh0, g_h0, atol=2e-5, rtol=1e-5)
+    for got, want in ((dw_ih, g_w_ih), (dw_hh, g_w_hh), (db, g_b), (db_hh[2 * hidden :], g_b_hn)):
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)
 
 
 def _both_passes(cell, xs, w_ih, w_hh, b, h0, dys, reverse, **split):
@@ -170,13 +197,12 @@ def _both_passes(cell, xs, w_ih, w_hh, b, h0, dys, reverse, **split):
     K = cpu_recurrence
     if cell == "lstm":
         fwd = K.lstm_forward(xs, w_ih, w_hh, b, h0, h0 * 0.5, reverse=reverse, save=True, **split)
-        return fwd + K.lstm_backward(fwd[2], fwd[3], dys, h0, h0, w_hh, reverse=reverse, **split)
+        return fwd + K.lstm_backward(xs, fwd[0], h0, fwd[2], fwd[3], dys, h0, h0, w_hh, reverse=reverse, **split)
     if cell == "gru":
         fwd = K.gru_forward(xs, w_ih, w_hh, b, b[: h0.shape[1]], h0, reverse=reverse, save=True, **split)
-        prevs = jnp.concatenate([fwd[0][1:], h0[None]]) if reverse else jnp.concatenate([h0[None], fwd[0][:-1]])
-        return fwd + K.gru_backward(fwd[1], prevs, dys, h0, w_hh, reverse=reverse, **split)
+        return fwd + K.gru_backward(xs, fwd[0], h0, fwd[1], dys, h0, w_hh, reverse=reverse, **split)
     fwd = K.elman_forward(xs, w_ih, w_hh, b, h0, reverse=reverse, save=True, **split)
-    return fwd + K.elman_backward(fwd[1], dys, h0, w_hh, reverse=reverse, **split)
+    return fwd + K.elman_backward(xs, fwd[0], h0, fwd[1], dys, h0, w_hh, reverse=reverse, **split)
 
 
 # threads taking whole rows: 8 and 9 rows each, two chunks of 10 rows each, 1-3 rows each over 5

@@ -6,7 +6,8 @@ that dispatch, not arithmetic, is most of the time. `kernels/cpu/recurrence.cc` 
 over time in C++ instead, each thread owning a slice of the hidden units with its columns of every
 gate packed in its caches (the CPU twin of `jaxrnn.kernels.persistent_lstm`), or, given enough rows,
 a slice of the batch with all of the weights, and the backward the same way over the stored
-pre-activations; the weight gradients stay one batched XLA GEMM afterwards. Every function takes
+pre-activations, the weight gradients summed over all steps in the same call once every step's
+gradient is written. Every function takes
 ``threads`` (default `default_threads`) and ``by_rows`` (default `default_by_rows`); they change the
 time only: the results are the same bit for bit.
 
@@ -223,19 +224,28 @@ def lstm_forward(
     return hs, c_last, (zs if save else None), (c_prevs if save else None)
 
 
+def _weight_gradients(xs: Array, w_hh: Array) -> tuple[jax.ShapeDtypeStruct, ...]:
+    """The shapes of ``(dw_ih, dw_hh, db)`` a backward call returns."""
+    H, WH = w_hh.shape
+    return _like((xs.shape[2], WH)), _like((H, WH)), _like((WH,))
+
+
 def lstm_backward(
-    zs: Array, c_prevs: Array, dys: Array, dh_last: Array, dc_last: Array, w_hh: Array, *, reverse: bool = False,
-    threads: int | None = None, by_rows: bool | None = None,
-) -> tuple[Array, Array, Array]:
-    """``(dzs, dh0, dc0)``: the loss's gradient w.r.t. each step's pre-activations and the initial
-    carry, from the forward's `zs` and `c_prevs`, the outputs' cotangents `dys` ``[T, B, H]`` and the
-    final carry's ``(dh_last, dc_last)``."""
+    xs: Array, hs: Array, h0: Array, zs: Array, c_prevs: Array, dys: Array, dh_last: Array, dc_last: Array,
+    w_hh: Array, *, reverse: bool = False, threads: int | None = None, by_rows: bool | None = None,
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """``(dzs, dh0, dc0, dw_ih, dw_hh, db)``: the loss's gradient w.r.t. each step's pre-activations,
+    the initial carry and the weights, from the forward's inputs `xs`, outputs `hs`, initial hidden
+    state `h0`, `zs` and `c_prevs`, the outputs' cotangents `dys` ``[T, B, H]`` and the final carry's
+    ``(dh_last, dc_last)``. The weight gradients ``[X, H_prev]^T dZ`` and ``db`` (dZ summed over steps
+    and rows) are computed in the same call, once every ``dz_t`` is written, by the same threads."""
     _require()
     T, B, G = zs.shape
     H = w_hh.shape[0]
     threads, chunks = _split(B, H, 4, threads, by_rows, w_hh.size)
-    call = jax.ffi.ffi_call("jaxrnn_lstm_backward", (_like((T, B, G)), _like((B, H)), _like((B, H))), vmap_method="sequential")
-    return call(zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
+    outs = (_like((T, B, G)), _like((B, H)), _like((B, H)), *_weight_gradients(xs, w_hh))
+    call = jax.ffi.ffi_call("jaxrnn_lstm_backward", outs, vmap_method="sequential")
+    return call(xs, hs, h0, zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
 
 
 def elman_forward(
@@ -256,16 +266,18 @@ def elman_forward(
 
 
 def elman_backward(
-    zs: Array, dys: Array, dh_last: Array, w_hh: Array, *, activation: str = "tanh", reverse: bool = False,
-    threads: int | None = None, by_rows: bool | None = None,
-) -> tuple[Array, Array]:
-    """``(dzs, dh0)`` of the Elman recurrence, from the forward's `zs` and the cotangents of the
-    outputs `dys` and of the final carry `dh_last`."""
+    xs: Array, hs: Array, h0: Array, zs: Array, dys: Array, dh_last: Array, w_hh: Array, *, activation: str = "tanh",
+    reverse: bool = False, threads: int | None = None, by_rows: bool | None = None,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """``(dzs, dh0, dw_ih, dw_hh, db)`` of the Elman recurrence, from the forward's inputs `xs`, outputs
+    `hs`, initial state `h0` and `zs`, and the cotangents of the outputs `dys` and of the final carry
+    `dh_last` (the weight gradients as in `lstm_backward`)."""
     _require()
     T, B, H = zs.shape
     threads, chunks = _split(B, H, 1, threads, by_rows, w_hh.size)
-    call = jax.ffi.ffi_call("jaxrnn_elman_backward", (_like((T, B, H)), _like((B, H))), vmap_method="sequential")
-    return call(zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", row_chunks=chunks)
+    outs = (_like((T, B, H)), _like((B, H)), *_weight_gradients(xs, w_hh))
+    call = jax.ffi.ffi_call("jaxrnn_elman_backward", outs, vmap_method="sequential")
+    return call(xs, hs, h0, zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", row_chunks=chunks)
 
 
 def gru_forward(
@@ -291,20 +303,22 @@ def gru_forward(
 
 
 def gru_backward(
-    zs: Array, h_prevs: Array, dys: Array, dh_last: Array, w_hh: Array, *, reverse: bool = False,
+    xs: Array, hs: Array, h0: Array, zs: Array, dys: Array, dh_last: Array, w_hh: Array, *, reverse: bool = False,
     threads: int | None = None, by_rows: bool | None = None,
-) -> tuple[Array, Array, Array]:
-    """``(dus, dhhs, dh0)`` of the GRU recurrence, from the forward's `zs`, the hidden state each step
-    started from `h_prevs` ``[T, B, H]`` and the cotangents of the outputs `dys` and of the final carry
-    `dh_last`: ``dus = [da_r | da_z | da_n]`` ``[T, B, 3H]`` the gradient of ``x w_ih + b``,
-    ``dhhs = [da_r | da_z | r * da_n]`` that of ``h w_hh`` (its last block also that of ``b_hn``)."""
+) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
+    """``(dus, dhhs, dh0, dw_ih, dw_hh, db, db_hh)`` of the GRU recurrence, from the forward's inputs
+    `xs`, outputs `hs`, initial state `h0` and `zs`, and the cotangents of the outputs `dys` and of the
+    final carry `dh_last`: ``dus = [da_r | da_z | da_n]`` ``[T, B, 3H]`` the gradient of ``x w_ih + b``,
+    ``dhhs = [da_r | da_z | r * da_n]`` that of ``h w_hh``; ``dw_ih = X^T dU``, ``dw_hh = H_prev^T dHH``,
+    ``db`` and ``db_hh`` ``[3H]`` the sums of ``dus`` and ``dhhs`` over steps and rows (``b_hn``'s
+    gradient is the last block of ``db_hh``)."""
     _require()
     T, B, _ = zs.shape
     H = w_hh.shape[0]
     threads, chunks = _split(B, H, 3, threads, by_rows, w_hh.size)
-    outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)))
+    outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)), *_weight_gradients(xs, w_hh), _like((3 * H,)))
     call = jax.ffi.ffi_call("jaxrnn_gru_backward", outs, vmap_method="sequential")
-    return call(zs, h_prevs, dys, dh_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
+    return call(xs, hs, h0, zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
 
 
 __all__ = [

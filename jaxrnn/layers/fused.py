@@ -130,8 +130,9 @@ def fused_scan(
         return forward(params, carry, xs, probe, valid, recurrent_mask, zone_masks, save=False, unroll=inference_unroll)
 
     def run_fwd(params, carry, xs, probe, valid, recurrent_mask, zone_masks):
-        if device == "cpu":
-            final, (ys, prevs, zs) = cpu_forward(cell, params, carry, xs, reverse=reverse, save=True, **persistent)
+        if device == "cpu":  # what the kernel's backward reads, in place of the carries and pre-activations
+            final, (ys, prevs) = cpu_forward(cell, params, carry, xs, reverse=reverse, save=True, **persistent)
+            zs = None
         elif persistent is not None:
             final, (ys, prevs, zs) = persistent_forward(params, carry, xs, save=True, unroll=unroll)
         else:
@@ -142,8 +143,8 @@ def fused_scan(
         params, xs, probe, valid, recurrent_mask, zone_masks, prevs, zs = residuals
         d_final, d_ys = cotangents
         if device == "cpu":
-            dzs, d_carry, d_rest = cpu_backward(cell, params, zs, prevs, d_ys, d_final, reverse=reverse, **persistent)
-            return _project_back(params, xs, prevs, recurrent_mask, dzs, d_carry, d_rest, None)
+            d_params, d_carry, d_xs = cpu_backward(cell, params, xs, prevs, d_ys, d_final, reverse=reverse, **persistent)
+            return d_params, d_carry, d_xs, None, None, None, None
         rest = update_params(params)
         w_hh_t = params["w_hh"].T
 

@@ -116,49 +116,49 @@ def persistent_options(
     return {"device": "gpu"}
 
 
-def _previous(hs: Array, h0: Array, reverse: bool) -> Array:
-    """The hidden state each step started from, in input order."""
-    return jnp.concatenate([hs[1:], h0[None]]) if reverse else jnp.concatenate([h0[None], hs[:-1]])
-
-
 def cpu_forward(
     cell: Cell, params: Params, carry: Carry, xs: Array, *, reverse: bool, save: bool, threads: int
 ) -> tuple[Carry, Any]:
     """The layer's forward recurrence on `jaxrnn.kernels.cpu_recurrence`: ``(final_carry, ys)``, or with
-    `save` ``(final_carry, (ys, prev_carries, zs))``, what `jaxrnn.layers.fused` keeps for its backward."""
+    `save` ``(final_carry, (ys, saved))``, ``saved`` what `cpu_backward` reads."""
     kw = dict(reverse=reverse, save=save, threads=threads)
     weights = (params["w_ih"], params["w_hh"], params.get("b"))
     if isinstance(cell, LSTM):
         hs, c_last, zs, c_prevs = cpu_recurrence.lstm_forward(xs, *weights, carry.h, carry.c, **kw)
-        final = carry._replace(h=hs[0] if reverse else hs[-1], c=c_last)
-        prevs = carry._replace(h=_previous(hs, carry.h, reverse), c=c_prevs) if save else None
+        final, h0 = carry._replace(h=hs[0] if reverse else hs[-1], c=c_last), carry.h
     else:  # the carry is h alone
         if isinstance(cell, GRU):
             hs, zs = cpu_recurrence.gru_forward(xs, *weights, params.get("b_hn"), carry, **kw)
         else:
             hs, zs = cpu_recurrence.elman_forward(xs, *weights, carry, activation=cell.activation, **kw)
-        final = hs[0] if reverse else hs[-1]
-        prevs = _previous(hs, carry, reverse) if save else None
-    return (final, (hs, prevs, zs)) if save else (final, hs)
+        final, h0, c_prevs = (hs[0] if reverse else hs[-1]), carry, None
+    return (final, (hs, (h0, hs, zs, c_prevs))) if save else (final, hs)
 
 
 def cpu_backward(
-    cell: Cell, params: Params, zs: Array, prevs: Carry, d_ys: Array, d_final: Carry, *, reverse: bool, threads: int
-) -> tuple[Any, Carry, Params]:
-    """``(dzs, d_initial_carry, d_pointwise_params)`` of `cpu_forward`'s recurrence, from what it saved
-    and the cotangents: ``dzs`` as `jaxrnn.layers.fused` takes them (the GRU's a pair, the gradients of
-    its input projection and of its recurrent product), and the gradients of the parameters that the
-    cell's update reads (the GRU's ``b_hn``)."""
+    cell: Cell, params: Params, xs: Array, saved: Any, d_ys: Array, d_final: Carry, *, reverse: bool, threads: int
+) -> tuple[Params, Carry, Array]:
+    """``(d_params, d_initial_carry, d_xs)`` of `cpu_forward`'s layer, from its inputs `xs`, what it
+    `saved` and the cotangents of the outputs and of the final carry. The kernel returns the weight
+    and bias gradients with each step's ``dz``; ``d_xs = dU w_ih^T`` is left to XLA."""
+    h0, hs, zs, c_prevs = saved
     kw = dict(reverse=reverse, threads=threads)
+    w_hh = params["w_hh"]
     if isinstance(cell, LSTM):
-        dzs, dh0, dc0 = cpu_recurrence.lstm_backward(zs, prevs.c, d_ys, d_final.h, d_final.c, params["w_hh"], **kw)
-        return dzs, d_final._replace(h=dh0, c=dc0), {}
-    if isinstance(cell, GRU):
-        d_us, d_hhs, dh0 = cpu_recurrence.gru_backward(zs, prevs, d_ys, d_final, params["w_hh"], **kw)
-        d_rest = {"b_hn": d_hhs[..., 2 * cell.hidden_size :].sum(axis=(0, 1))} if "b_hn" in params else {}
-        return (d_us, d_hhs), dh0, d_rest
-    dzs, dh0 = cpu_recurrence.elman_backward(zs, d_ys, d_final, params["w_hh"], activation=cell.activation, **kw)
-    return dzs, dh0, {}
+        dus, dh0, dc0, dw_ih, dw_hh, db = cpu_recurrence.lstm_backward(
+            xs, hs, h0, zs, c_prevs, d_ys, d_final.h, d_final.c, w_hh, **kw
+        )
+        d_carry, extra = d_final._replace(h=dh0, c=dc0), {}
+    elif isinstance(cell, GRU):
+        dus, _, d_carry, dw_ih, dw_hh, db, db_hh = cpu_recurrence.gru_backward(xs, hs, h0, zs, d_ys, d_final, w_hh, **kw)
+        extra = {"b_hn": db_hh[2 * cell.hidden_size :]}
+    else:
+        dus, d_carry, dw_ih, dw_hh, db = cpu_recurrence.elman_backward(
+            xs, hs, h0, zs, d_ys, d_final, w_hh, activation=cell.activation, **kw
+        )
+        extra = {}
+    grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b": db, **extra}
+    return {k: grads[k] for k in params}, d_carry, cell.matmul(dus, params["w_ih"].T)
 
 
 # Step size (rows x hidden x gate columns multiply-adds) up to which the CPU kernel is the default. On

@@ -8,8 +8,9 @@
 // its units in 16-float vectors, and one barrier. Given 8 rows a thread, the threads split the batch
 // instead (`row_chunks`, see `Split`): each runs its rows' recurrences alone, with no barrier, taking
 // chunks of rows from a queue until none is left. The backward runs the same way over the stored
-// pre-activations and leaves the weight gradients to one batched GEMM afterwards, as cuDNN's RNN
-// backward does (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946).
+// pre-activations, then forms the weight gradients as one batched GEMM over all steps, as cuDNN's RNN
+// backward does (Appleyard, Kocisky & Blunsom 2016, arXiv:1604.01946), on the same threads, which split
+// its output columns.
 //
 // Layouts (row-major, time-major): xs [T, B, I]; w_ih [I, W*H], w_hh [H, W*H] and the bias [W*H] with
 // the W gate blocks side by side in PyTorch's order (LSTM: i, f, g, o; GRU: r, z, n); zs / dzs
@@ -236,12 +237,25 @@ class Split {
   template <typename RowsFn>
   void for_each_rows(RowsFn&& rows_fn) {
     if (!by_rows()) return rows_fn(Slice{0, B_});
-    for (int c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) rows_fn(slice_of(c, chunks_, B_));
+    for (int c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_;) {
+      rows_fn(slice_of(c, chunks_, B_));
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+  // Returns once every row's pass is done: split by rows, when the last chunk is; split by units, when
+  // the `threads` threads, which all run every step, meet at the barrier
+  void wait_for_all_rows(SpinBarrier& barrier, int threads) const {
+    if (!by_rows()) {
+      if (shared(threads)) barrier.wait();
+      return;
+    }
+    for (int spins = 0; done_.load(std::memory_order_acquire) < chunks_; ++spins) SpinBarrier::relax(spins);
   }
 
  private:
   const int B_, blocks_, chunks_;
   std::atomic<int> next_{0};
+  alignas(64) std::atomic<int> done_{0};
 };
 
 // ---------------------------------------------------------------- GEMM
@@ -332,6 +346,127 @@ void gemm(int rows, const Operand& A, const float* panels, int np, const int* co
     }
   }
 }
+
+// ---------------------------------------------------------------- weight gradients
+
+// out[m, :16 NP] = (first ? 0 : out) + sum_k a[k * lda + m] d[k * ldd : +16 NP] for MR rows m: the
+// transposed product A^T D of the weight gradients, A read down its columns and D along its rows as they
+// lie in memory, so neither is copied. lda 0 with a pointing at a 1 sums D's rows (a bias gradient).
+template <int MR, int NP>
+void gradient_tile(const float* a, int lda, const float* d, int ldd, int K, float* out, int ldo, bool first) {
+  v16 acc[MR][NP];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q) acc[r][q] = first ? splat(0.0f) : load16(out + r * ldo + q * kUnits);
+  for (int k = 0; k < K; ++k) {
+    v16 w[NP];
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q) w[q] = load16(d + static_cast<size_t>(k) * ldd + q * kUnits);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const v16 x = splat(a[static_cast<size_t>(k) * lda + r]);
+#pragma GCC unroll 8
+      for (int q = 0; q < NP; ++q) acc[r][q] += x * w[q];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q) store16(out + r * ldo + q * kUnits, acc[r][q]);
+}
+
+template <int MR>
+void gradient_rows(const float* a, int lda, const float* d, int ldd, int K, int np, float* out, int ldo, bool first) {
+  int p = 0;
+  for (; p + 4 <= np; p += 4) gradient_tile<MR, 4>(a, lda, d + p * kUnits, ldd, K, out + p * kUnits, ldo, first);
+  for (; p + 2 <= np; p += 2) gradient_tile<MR, 2>(a, lda, d + p * kUnits, ldd, K, out + p * kUnits, ldo, first);
+  if (p < np) gradient_tile<MR, 1>(a, lda, d + p * kUnits, ldd, K, out + p * kUnits, ldo, first);
+}
+
+// One weight gradient, out [M, ldo] = A^T D over the K rows of A and D, D either the gradients of the input
+// projection dU or of the recurrent product dHH. A's row k is `first` + k lda before row `split`, `second`
+// + (k - split) lda from there: h_{t-1} is h0 for one step's rows and hs, a step away, for the others.
+struct GradientPiece {
+  int M, lda;
+  const float* first;
+  int split;
+  const float* second;
+  bool of_dhh;
+  float* out;
+  int ldo;
+  const float* row(int k) const {
+    return k < split ? first + static_cast<size_t>(k) * lda : second + static_cast<size_t>(k - split) * lda;
+  }
+};
+
+// The weight gradients of a backward pass: `pieces` over the K rows of dus and dhhs [K, ldd] (the same
+// array but for the GRU), all of whose A switch rows at `split` or not at all.
+struct GradientJob {
+  std::vector<GradientPiece> pieces;
+  const float* dus;
+  const float* dhhs;
+  int K, ldd, split;
+};
+
+// Columns [16 p0, 16 (p0 + np)) of every piece, K in blocks: each block's rows of dU (and dHH) are first
+// copied side by side into `packed` (D's own rows lie W*H floats apart, and so many of them fall into the
+// same few sets of L1 that they would not stay there), where they stay in L1 while every 6 rows of every
+// piece's output pass over them. Each output is summed over K in one fixed order, so the bits do not
+// depend on the threads.
+void gradient_columns(const GradientJob& job, int p0, int np, std::vector<float>& packed) {
+  const int width = np * kUnits, block = std::max(16, (16 << 10) / (width * static_cast<int>(sizeof(float))));
+  const int c0 = p0 * kUnits;
+  const bool two = job.dhhs != job.dus;
+  packed.resize(static_cast<size_t>(two ? 2 : 1) * block * width);
+  auto pack = [&](const float* d, int k0, int K, float* to) {
+    for (int k = 0; k < K; ++k)
+      std::memcpy(to + static_cast<size_t>(k) * width, d + static_cast<size_t>(k0 + k) * job.ldd + c0, width * sizeof(float));
+  };
+  for (const auto [begin, end] : {std::pair{0, job.split}, std::pair{job.split, job.K}})
+    for (int k0 = begin; k0 < end; k0 += block) {  // no block crosses `split`
+      const int K = std::min(block, end - k0);
+      float* const pack_u = packed.data();
+      float* const pack_hh = two ? pack_u + static_cast<size_t>(block) * width : pack_u;
+      pack(job.dus, k0, K, pack_u);
+      if (two) pack(job.dhhs, k0, K, pack_hh);
+      for (const GradientPiece& g : job.pieces) {
+        const float* d = g.of_dhh ? pack_hh : pack_u;
+        for (int m0 = 0; m0 < g.M; m0 += 6) {
+          const float* a = g.row(k0) + (g.lda ? m0 : 0);
+          float* out = g.out + static_cast<size_t>(m0) * g.ldo + c0;
+          const bool first = k0 == 0;
+          switch (std::min(6, g.M - m0)) {
+            case 1: gradient_rows<1>(a, g.lda, d, width, K, np, out, g.ldo, first); break;
+            case 2: gradient_rows<2>(a, g.lda, d, width, K, np, out, g.ldo, first); break;
+            case 3: gradient_rows<3>(a, g.lda, d, width, K, np, out, g.ldo, first); break;
+            case 4: gradient_rows<4>(a, g.lda, d, width, K, np, out, g.ldo, first); break;
+            case 5: gradient_rows<5>(a, g.lda, d, width, K, np, out, g.ldo, first); break;
+            default: gradient_rows<6>(a, g.lda, d, width, K, np, out, g.ldo, first); break;
+          }
+        }
+      }
+    }
+  if (job.K == 0)  // no rows at all
+    for (const GradientPiece& g : job.pieces)
+      for (int m = 0; m < g.M; ++m) std::fill_n(g.out + static_cast<size_t>(m) * g.ldo + c0, width, 0.0f);
+}
+
+// The column panels of the weight gradients, handed out from a queue in items of a few panels
+class Columns {
+ public:
+  Columns(int panels, int threads) : panels_(panels), per_item_(std::clamp(panels / (4 * std::max(threads, 1)), 1, 4)) {}
+  bool left() const { return next_.load(std::memory_order_relaxed) * per_item_ < panels_; }
+  template <typename ItemFn>
+  void for_each(ItemFn&& item_fn) {
+    for (int i; (i = next_.fetch_add(1, std::memory_order_relaxed)) * per_item_ < panels_;)
+      item_fn(i * per_item_, std::min(per_item_, panels_ - i * per_item_));
+  }
+
+ private:
+  const int panels_, per_item_;
+  std::atomic<int> next_{0};
+};
 
 // ---------------------------------------------------------------- cells
 
@@ -539,64 +674,106 @@ void forward_pass(const float* xs, const float* w_ih, const float* w_hh, const f
   });
 }
 
-// dzs[t] = dL/dz_t (the GRU's: dL/du_t, with dL/d(h_{t-1} W_hh) in dhhs); dh0, dc0 = dL/dh_{-1}, dL/dc_{-1}. dys [T, B, H] are the outputs' cotangents,
-// dh_last / dc_last the final carry's; prevs [T, B, H] the state each step started from (the LSTM's
-// cell state, the GRU's hidden state; null for Elman).
+// The weight gradients a backward pass writes: dW_ih [I, W*H] = X^T dU, dW_hh [H, W*H] = H_prev^T dHH,
+// db [W*H] = the column sums of dU and (GRU) db_hh [W*H] those of dHH, whose last block is b_hn's.
+struct WeightGradients {
+  float* w_ih;
+  float* w_hh;
+  float* b;
+  float* b_hh;  // null but for the GRU
+};
+
+// The job of `grads` over the pass's rows: xs [T, B, I]; h_{t-1} from h0 [B, H] and hs [T, B, H]; dus
+// [T, B, WH] (the gradients of the input projection) and dhhs (of h W_hh; dus but for the GRU)
+GradientJob gradient_job(const float* xs, const float* hs, const float* h0, const float* dus, const float* dhhs,
+                         const WeightGradients& grads, int T, int B, int I, int H, int WH, bool reverse) {
+  static const float kOne = 1.0f;
+  const int K = T * B;
+  // h_{t-1}: forward, h0 for step 0 and hs[0 .. T-2] for steps 1 .. T-1; reverse, hs[1 .. T-1] for steps
+  // 0 .. T-2 and h0 for step T-1
+  const int split = T == 0 ? 0 : reverse ? K - B : B;
+  const GradientPiece h_prev = reverse ? GradientPiece{H, H, hs + static_cast<size_t>(std::min(B, K)) * H, split, h0, false, grads.w_hh, WH}
+                                       : GradientPiece{H, H, h0, split, hs, false, grads.w_hh, WH};
+  GradientJob job{{GradientPiece{I, I, xs, K, nullptr, false, grads.w_ih, WH}, h_prev,
+                   GradientPiece{1, 0, &kOne, K, nullptr, false, grads.b, WH}},
+                  dus, dhhs, K, WH, split};
+  job.pieces[1].of_dhh = true;
+  if (grads.b_hh) job.pieces.push_back(GradientPiece{1, 0, &kOne, K, nullptr, true, grads.b_hh, WH});
+  return job;
+}
+
+// dzs[t] = dL/dz_t (the GRU's: dL/du_t, with dL/d(h_{t-1} W_hh) in dhhs); dh0, dc0 = dL/dh_{-1}, dL/dc_{-1};
+// and the weight gradients, summed over all steps once every dz_t is written, the threads splitting their
+// columns. dys [T, B, H] are the outputs' cotangents, dh_last / dc_last the final carry's; xs, h0 and hs
+// the forward's inputs, initial and hidden states; c_prevs [T, B, H] the LSTM's cell state each step
+// started from (null for the others).
 template <typename Cell>
-void backward_pass(const float* zs, const float* prevs, const float* dys, const float* dh_last, const float* dc_last,
-                   const float* w_hh, float* dzs, float* dhhs, float* dh0, float* dc0, int T, int B, int H,
+void backward_pass(const float* xs, const float* hs, const float* h0, const float* zs, const float* c_prevs,
+                   const float* dys, const float* dh_last, const float* dc_last, const float* w_hh, float* dzs,
+                   float* dhhs, float* dh0, float* dc0, const WeightGradients& grads, int T, int B, int I, int H,
                    bool reverse, int row_chunks, ffi::ThreadPool& pool, int threads) {
   const int WH = Cell::W * H, GH = Cell::G * H;
   const Steps steps{T, reverse};
   std::vector<float> dh(static_cast<size_t>(B) * H), dc(Cell::kCell ? static_cast<size_t>(B) * H : 0);
   advise_huge_pages(dzs, static_cast<size_t>(T) * B * WH * sizeof(float));
   if (dhhs) advise_huge_pages(dhhs, static_cast<size_t>(T) * B * WH * sizeof(float));
+  const GradientJob gradients = gradient_job(xs, hs, h0, dzs, dhhs ? dhhs : dzs, grads, T, B, I, H, WH, reverse);
   Split split(B, H, row_chunks);
+  Columns columns(WH / kUnits, threads);
   run_threads(pool, threads, split.by_rows(), [&](int thread, int n, SpinBarrier& barrier) {
-    if (!split.work_left()) return;
-    const Slice s = split.units(thread, n);
-    std::vector<float> panels;
-    std::vector<int> cols;
-    pack_backward(w_hh, H, Cell::W, s, panels, cols);
-    const int width = s.count() * kUnits;
-    split.for_each_rows([&](Slice rows) {
-      for (int b = rows.begin; b < rows.end; ++b) {
-        const int u0 = b * H + s.begin * kUnits;
-        for (int k = 0; k < width; ++k) dh[u0 + k] = dh_last[u0 + k] + (T > 0 ? dys[static_cast<size_t>(steps.t(T - 1)) * B * H + u0 + k] : 0.0f);
-        if constexpr (Cell::kCell) std::memcpy(&dc[u0], dc_last + u0, width * sizeof(float));
-      }
-      for (int step = T - 1; step >= 0; --step) {
-        const int t = steps.t(step);
-        const float* z = zs + static_cast<size_t>(t) * B * GH;
-        float* dz = dzs + static_cast<size_t>(t) * B * WH;
-        float* dhh = dhhs ? dhhs + static_cast<size_t>(t) * B * WH : dz;
-        // dh_{t-1} = dy_{t-1} (none past the first step: the initial carry's gradient) + the direct path
-        // (GRU) + dz_t w_hh^T; the thread's units of the first two replace dh_t here, the GEMM adds the last
-        const float* dy_prev = step > 0 ? dys + static_cast<size_t>(steps.t(step - 1)) * B * H : nullptr;
-        for (int b = rows.begin; b < rows.end; ++b)
-          for (int j = s.begin; j < s.end; ++j) {
-            const int u = b * H + j * kUnits;
-            const size_t du = static_cast<size_t>(b) * WH + j * kUnits;
-            const float* prev = prevs ? prevs + static_cast<size_t>(t) * B * H + u : nullptr;
-            v16 d_state{};
-            Cell::backward(z + static_cast<size_t>(b) * GH + j * kUnits, H, prev ? load16(prev) : v16{}, load16(&dh[u]),
-                           Cell::kCell ? load16(&dc[u]) : v16{}, dz + du, dhh + du, d_state);
-            if constexpr (Cell::kCell) store16(&dc[u], d_state);
-            v16 next = dy_prev ? load16(dy_prev + u) : splat(0.0f);
-            if constexpr (Cell::kHPrev) next += d_state;
-            store16(&dh[u], next);
-          }
-        if (split.shared(n)) barrier.wait();  // every gate column of dz_t is written before any thread's GEMM reads it
-        float* dh_rows = dh.data() + static_cast<size_t>(rows.begin) * H;
-        gemm(rows.count(), Operand{nullptr, 0, 0, dhh + static_cast<size_t>(rows.begin) * WH, WH, WH}, panels.data(),
-             static_cast<int>(cols.size()), cols.data(), dh_rows, H, dh_rows, H);
-      }
-      for (int b = rows.begin; b < rows.end; ++b) {
-        const int u0 = b * H + s.begin * kUnits;
-        std::memcpy(dh0 + u0, &dh[u0], width * sizeof(float));
-        if constexpr (Cell::kCell) std::memcpy(dc0 + u0, &dc[u0], width * sizeof(float));
-      }
-    });
+    if (split.work_left()) {
+      const Slice s = split.units(thread, n);
+      std::vector<float> panels;
+      std::vector<int> cols;
+      pack_backward(w_hh, H, Cell::W, s, panels, cols);
+      const int width = s.count() * kUnits;
+      split.for_each_rows([&](Slice rows) {
+        for (int b = rows.begin; b < rows.end; ++b) {
+          const int u0 = b * H + s.begin * kUnits;
+          for (int k = 0; k < width; ++k) dh[u0 + k] = dh_last[u0 + k] + (T > 0 ? dys[static_cast<size_t>(steps.t(T - 1)) * B * H + u0 + k] : 0.0f);
+          if constexpr (Cell::kCell) std::memcpy(&dc[u0], dc_last + u0, width * sizeof(float));
+        }
+        for (int step = T - 1; step >= 0; --step) {
+          const int t = steps.t(step);
+          const float* z = zs + static_cast<size_t>(t) * B * GH;
+          float* dz = dzs + static_cast<size_t>(t) * B * WH;
+          float* dhh = dhhs ? dhhs + static_cast<size_t>(t) * B * WH : dz;
+          // the state step t started from: the LSTM's c_{t-1}, the GRU's h_{t-1}
+          const float* prev = Cell::kCell   ? c_prevs + static_cast<size_t>(t) * B * H
+                              : Cell::kHPrev ? (step == 0 ? h0 : hs + static_cast<size_t>(steps.t(step - 1)) * B * H)
+                                             : nullptr;
+          // dh_{t-1} = dy_{t-1} (none past the first step: the initial carry's gradient) + the direct path
+          // (GRU) + dz_t w_hh^T; the thread's units of the first two replace dh_t here, the GEMM adds the last
+          const float* dy_prev = step > 0 ? dys + static_cast<size_t>(steps.t(step - 1)) * B * H : nullptr;
+          for (int b = rows.begin; b < rows.end; ++b)
+            for (int j = s.begin; j < s.end; ++j) {
+              const int u = b * H + j * kUnits;
+              const size_t du = static_cast<size_t>(b) * WH + j * kUnits;
+              v16 d_state{};
+              Cell::backward(z + static_cast<size_t>(b) * GH + j * kUnits, H, prev ? load16(prev + u) : v16{},
+                             load16(&dh[u]), Cell::kCell ? load16(&dc[u]) : v16{}, dz + du, dhh + du, d_state);
+              if constexpr (Cell::kCell) store16(&dc[u], d_state);
+              v16 next = dy_prev ? load16(dy_prev + u) : splat(0.0f);
+              if constexpr (Cell::kHPrev) next += d_state;
+              store16(&dh[u], next);
+            }
+          if (split.shared(n)) barrier.wait();  // every gate column of dz_t is written before any thread's GEMM reads it
+          float* dh_rows = dh.data() + static_cast<size_t>(rows.begin) * H;
+          gemm(rows.count(), Operand{nullptr, 0, 0, dhh + static_cast<size_t>(rows.begin) * WH, WH, WH}, panels.data(),
+               static_cast<int>(cols.size()), cols.data(), dh_rows, H, dh_rows, H);
+        }
+        for (int b = rows.begin; b < rows.end; ++b) {
+          const int u0 = b * H + s.begin * kUnits;
+          std::memcpy(dh0 + u0, &dh[u0], width * sizeof(float));
+          if constexpr (Cell::kCell) std::memcpy(dc0 + u0, &dc[u0], width * sizeof(float));
+        }
+      });
+    }
+    // the weight gradients read every row's dz: XLA ran this GEMM after the call on its own threads, which
+    // woke cold (LSTM (32,128,32,128): 4.4 ms back to back, 8-9 ms timed among the peers)
+    split.wait_for_all_rows(barrier, n);
+    std::vector<float> packed;
+    columns.for_each([&](int p0, int np) { gradient_columns(gradients, p0, np, packed); });
   });
 }
 
@@ -605,16 +782,21 @@ void backward_pass(const float* zs, const float* prevs, const float* dys, const 
 using F32 = ffi::Buffer<ffi::F32>;
 using F32Out = ffi::ResultBuffer<ffi::F32>;
 
-// zs [T, B, G*H] against w_hh [H, W*H]
-ffi::Error check_backward_shapes(const F32& zs, const F32& w_hh, int G, int W, int& T, int& B, int& H) {
-  const auto zd = zs.dimensions(), wd = w_hh.dimensions();
-  if (zd.size() != 3 || wd.size() != 2) return ffi::Error::InvalidArgument("jaxrnn cpu recurrence: expected zs [T, B, G*H] and w_hh [H, W*H]");
+// zs [T, B, G*H] against w_hh [H, W*H], the forward's xs [T, B, I], hs [T, B, H] and h0 [B, H]
+ffi::Error check_backward_shapes(const F32& xs, const F32& hs, const F32& h0, const F32& zs, const F32& w_hh, int G,
+                                 int W, int& T, int& B, int& I, int& H) {
+  const auto zd = zs.dimensions(), wd = w_hh.dimensions(), xd = xs.dimensions(), hd = hs.dimensions();
+  if (zd.size() != 3 || wd.size() != 2 || xd.size() != 3 || hd.size() != 3)
+    return ffi::Error::InvalidArgument("jaxrnn cpu recurrence: expected xs [T, B, I], hs [T, B, H], zs [T, B, G*H] and w_hh [H, W*H]");
   T = static_cast<int>(zd[0]);
   B = static_cast<int>(zd[1]);
+  I = static_cast<int>(xd[2]);
   H = static_cast<int>(wd[0]);
   if (wd[1] != static_cast<int64_t>(W) * H || zd[2] != static_cast<int64_t>(G) * H || H % kUnits != 0)
     return ffi::Error::InvalidArgument("jaxrnn cpu recurrence: w_hh must be [H, " + std::to_string(W) +
                                        "*H] with H a multiple of 16, and zs [T, B, " + std::to_string(G) + "*H]");
+  if (xd[0] != T || xd[1] != B || hd[0] != T || hd[1] != B || hd[2] != H || h0.element_count() != static_cast<int64_t>(B) * H)
+    return ffi::Error::InvalidArgument("jaxrnn cpu recurrence: xs [T, B, I], hs [T, B, H] and h0 [B, H] must match zs [T, B, G*H]");
   return ffi::Error::Success();
 }
 
@@ -657,14 +839,17 @@ ffi::Error LstmForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 h0, F32 c0, F3
   return ffi::Error::Success();
 }
 
-ffi::Error LstmBackwardImpl(F32 zs, F32 c_prevs, F32 dys, F32 dh_last, F32 dc_last, F32 w_hh, F32Out dzs, F32Out dh0,
-                            F32Out dc0, ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
-  int T, B, H;
-  if (auto e = check_backward_shapes(zs, w_hh, Lstm::G, Lstm::W, T, B, H); e.failure()) return e;
+ffi::Error LstmBackwardImpl(F32 xs, F32 hs, F32 h0, F32 zs, F32 c_prevs, F32 dys, F32 dh_last, F32 dc_last, F32 w_hh,
+                            F32Out dzs, F32Out dh0, F32Out dc0, F32Out dw_ih, F32Out dw_hh, F32Out db,
+                            ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
+  int T, B, I, H;
+  if (auto e = check_backward_shapes(xs, hs, h0, zs, w_hh, Lstm::G, Lstm::W, T, B, I, H); e.failure()) return e;
   const int chunks = clamp_chunks(row_chunks, B);
-  backward_pass<Lstm>(zs.typed_data(), c_prevs.typed_data(), dys.typed_data(), dh_last.typed_data(),
-                      dc_last.typed_data(), w_hh.typed_data(), dzs->typed_data(), nullptr, dh0->typed_data(),
-                      dc0->typed_data(), T, B, H, reverse, chunks, pool, clamp_threads(threads, H, chunks));
+  backward_pass<Lstm>(xs.typed_data(), hs.typed_data(), h0.typed_data(), zs.typed_data(), c_prevs.typed_data(),
+                      dys.typed_data(), dh_last.typed_data(), dc_last.typed_data(), w_hh.typed_data(),
+                      dzs->typed_data(), nullptr, dh0->typed_data(), dc0->typed_data(),
+                      {dw_ih->typed_data(), dw_hh->typed_data(), db->typed_data(), nullptr}, T, B, I, H, reverse,
+                      chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
@@ -679,14 +864,17 @@ ffi::Error ElmanForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 h0, F32Out hs
   return ffi::Error::Success();
 }
 
-ffi::Error ElmanBackwardImpl(F32 zs, F32 dys, F32 dh_last, F32 w_hh, F32Out dzs, F32Out dh0, ffi::ThreadPool pool,
-                             bool reverse, int64_t threads, bool relu, int64_t row_chunks) {
-  int T, B, H;
-  if (auto e = check_backward_shapes(zs, w_hh, 1, 1, T, B, H); e.failure()) return e;
+ffi::Error ElmanBackwardImpl(F32 xs, F32 hs, F32 h0, F32 zs, F32 dys, F32 dh_last, F32 w_hh, F32Out dzs, F32Out dh0,
+                             F32Out dw_ih, F32Out dw_hh, F32Out db, ffi::ThreadPool pool, bool reverse, int64_t threads,
+                             bool relu, int64_t row_chunks) {
+  int T, B, I, H;
+  if (auto e = check_backward_shapes(xs, hs, h0, zs, w_hh, 1, 1, T, B, I, H); e.failure()) return e;
   const int chunks = clamp_chunks(row_chunks, B);
   auto run = relu ? backward_pass<Elman<true>> : backward_pass<Elman<false>>;
-  run(zs.typed_data(), nullptr, dys.typed_data(), dh_last.typed_data(), nullptr, w_hh.typed_data(), dzs->typed_data(),
-      nullptr, dh0->typed_data(), nullptr, T, B, H, reverse, chunks, pool, clamp_threads(threads, H, chunks));
+  run(xs.typed_data(), hs.typed_data(), h0.typed_data(), zs.typed_data(), nullptr, dys.typed_data(),
+      dh_last.typed_data(), nullptr, w_hh.typed_data(), dzs->typed_data(), nullptr, dh0->typed_data(), nullptr,
+      {dw_ih->typed_data(), dw_hh->typed_data(), db->typed_data(), nullptr}, T, B, I, H, reverse, chunks, pool,
+      clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
 
@@ -705,13 +893,16 @@ ffi::Error GruForwardImpl(F32 xs, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F
   return ffi::Error::Success();
 }
 
-ffi::Error GruBackwardImpl(F32 zs, F32 h_prevs, F32 dys, F32 dh_last, F32 w_hh, F32Out dus, F32Out dhhs, F32Out dh0,
-                           ffi::ThreadPool pool, bool reverse, int64_t threads, int64_t row_chunks) {
-  int T, B, H;
-  if (auto e = check_backward_shapes(zs, w_hh, Gru::G, Gru::W, T, B, H); e.failure()) return e;
+ffi::Error GruBackwardImpl(F32 xs, F32 hs, F32 h0, F32 zs, F32 dys, F32 dh_last, F32 w_hh, F32Out dus, F32Out dhhs,
+                           F32Out dh0, F32Out dw_ih, F32Out dw_hh, F32Out db, F32Out db_hh, ffi::ThreadPool pool,
+                           bool reverse, int64_t threads, int64_t row_chunks) {
+  int T, B, I, H;
+  if (auto e = check_backward_shapes(xs, hs, h0, zs, w_hh, Gru::G, Gru::W, T, B, I, H); e.failure()) return e;
   const int chunks = clamp_chunks(row_chunks, B);
-  backward_pass<Gru>(zs.typed_data(), h_prevs.typed_data(), dys.typed_data(), dh_last.typed_data(), nullptr,
-                     w_hh.typed_data(), dus->typed_data(), dhhs->typed_data(), dh0->typed_data(), nullptr, T, B, H,
+  backward_pass<Gru>(xs.typed_data(), hs.typed_data(), h0.typed_data(), zs.typed_data(), nullptr, dys.typed_data(),
+                     dh_last.typed_data(), nullptr, w_hh.typed_data(), dus->typed_data(), dhhs->typed_data(),
+                     dh0->typed_data(), nullptr,
+                     {dw_ih->typed_data(), dw_hh->typed_data(), db->typed_data(), db_hh->typed_data()}, T, B, I, H,
                      reverse, chunks, pool, clamp_threads(threads, H, chunks));
   return ffi::Error::Success();
 }
@@ -727,8 +918,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmForward, LstmForwardImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnLstmBackward, LstmBackwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
-                                  .Ret<F32>().Ret<F32>().Ret<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
                                   .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<int64_t>("row_chunks"));
 
@@ -741,8 +933,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnElmanForward, ElmanForwardImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnElmanBackward, ElmanBackwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
-                                  .Ret<F32>().Ret<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
                                   .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<bool>("relu").Attr<int64_t>("row_chunks"));
 
@@ -755,7 +947,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGruForward, GruForwardImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnGruBackward, GruBackwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
-                                  .Ret<F32>().Ret<F32>().Ret<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Ctx<ffi::ThreadPool>()
                                   .Attr<bool>("reverse").Attr<int64_t>("threads").Attr<int64_t>("row_chunks"));
