@@ -12,8 +12,9 @@ keeps the layer on `lax.scan`.
   one-scan directions, which run both directions on the GPU at once where the kernel would run them
   one after the other (4-layer bi-LSTM fp16: 61 against 31 ms forward).
 * CPU, `jaxrnn.kernels.cpu_recurrence` (C++ through XLA's FFI, built on first use): a float32 LSTM,
-  GRU (``reset_after``, PyTorch's form) or Elman layer's forward recurrence and its backward, threads
-  splitting the hidden units or, given 8 rows each, the batch. By default where it measured faster than the scan
+  GRU (``reset_after``, PyTorch's form) or Elman layer's forward recurrence and its backward (the
+  weight and bias gradients included), threads splitting the hidden units or, given 8 rows each, the
+  batch. By default where it measured faster than the scan
   (`DEFAULT_CPU_MAX_STEP_MACS`).
 """
 
