@@ -350,8 +350,8 @@ void gemm(int rows, const Operand& A, const float* panels, int np, const int* co
 // ---------------------------------------------------------------- weight gradients
 
 // out[m, :16 NP] = (first ? 0 : out) + sum_k a[k * lda + m] d[k * ldd : +16 NP] for MR rows m: the
-// transposed product A^T D of the weight gradients, A read down its columns and D along its rows as they
-// lie in memory, so neither is copied. lda 0 with a pointing at a 1 sums D's rows (a bias gradient).
+// transposed product A^T D of the weight gradients, A read down its columns where it lies (no transposed
+// copy). lda 0 with a pointing at a 1 sums D's rows (a bias gradient).
 template <int MR, int NP>
 void gradient_tile(const float* a, int lda, const float* d, int ldd, int K, float* out, int ldo, bool first) {
   v16 acc[MR][NP];
@@ -459,7 +459,6 @@ class Columns {
  public:
   Columns(int panels, int threads)
       : panels_(panels), per_item_(std::clamp(panels / (4 * std::max(threads, 1)), std::min(2, panels), 4)) {}
-  bool left() const { return next_.load(std::memory_order_relaxed) * per_item_ < panels_; }
   template <typename ItemFn>
   void for_each(ItemFn&& item_fn) {
     for (int i; (i = next_.fetch_add(1, std::memory_order_relaxed)) * per_item_ < panels_;)
@@ -695,12 +694,11 @@ GradientJob gradient_job(const float* xs, const float* hs, const float* h0, cons
   // h_{t-1}: forward, h0 for step 0 and hs[0 .. T-2] for steps 1 .. T-1; reverse, hs[1 .. T-1] for steps
   // 0 .. T-2 and h0 for step T-1
   const int split = T == 0 ? 0 : reverse ? K - B : B;
-  const GradientPiece h_prev = reverse ? GradientPiece{H, H, hs + static_cast<size_t>(std::min(B, K)) * H, split, h0, false, grads.w_hh, WH}
-                                       : GradientPiece{H, H, h0, split, hs, false, grads.w_hh, WH};
+  const GradientPiece h_prev = reverse ? GradientPiece{H, H, hs + static_cast<size_t>(std::min(B, K)) * H, split, h0, true, grads.w_hh, WH}
+                                       : GradientPiece{H, H, h0, split, hs, true, grads.w_hh, WH};
   GradientJob job{{GradientPiece{I, I, xs, K, nullptr, false, grads.w_ih, WH}, h_prev,
                    GradientPiece{1, 0, &kOne, K, nullptr, false, grads.b, WH}},
                   dus, dhhs, K, WH, split};
-  job.pieces[1].of_dhh = true;
   if (grads.b_hh) job.pieces.push_back(GradientPiece{1, 0, &kOne, K, nullptr, true, grads.b_hh, WH});
   return job;
 }
