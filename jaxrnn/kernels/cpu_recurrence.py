@@ -224,7 +224,7 @@ def lstm_forward(
     return hs, c_last, (zs if save else None), (c_prevs if save else None)
 
 
-def _weight_gradients(xs: Array, w_hh: Array) -> tuple[jax.ShapeDtypeStruct, ...]:
+def _weight_gradient_shapes(xs: Array, w_hh: Array) -> tuple[jax.ShapeDtypeStruct, ...]:
     """The shapes of ``(dw_ih, dw_hh, db)`` a backward call returns."""
     H, WH = w_hh.shape
     return _like((xs.shape[2], WH)), _like((H, WH)), _like((WH,))
@@ -243,7 +243,7 @@ def lstm_backward(
     T, B, G = zs.shape
     H = w_hh.shape[0]
     threads, chunks = _split(B, H, 4, threads, by_rows, w_hh.size)
-    outs = (_like((T, B, G)), _like((B, H)), _like((B, H)), *_weight_gradients(xs, w_hh))
+    outs = (_like((T, B, G)), _like((B, H)), _like((B, H)), *_weight_gradient_shapes(xs, w_hh))
     call = jax.ffi.ffi_call("jaxrnn_lstm_backward", outs, vmap_method="sequential")
     return call(xs, hs, h0, zs, c_prevs, dys, dh_last, dc_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
 
@@ -275,7 +275,7 @@ def elman_backward(
     _require()
     T, B, H = zs.shape
     threads, chunks = _split(B, H, 1, threads, by_rows, w_hh.size)
-    outs = (_like((T, B, H)), _like((B, H)), *_weight_gradients(xs, w_hh))
+    outs = (_like((T, B, H)), _like((B, H)), *_weight_gradient_shapes(xs, w_hh))
     call = jax.ffi.ffi_call("jaxrnn_elman_backward", outs, vmap_method="sequential")
     return call(xs, hs, h0, zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, relu=activation == "relu", row_chunks=chunks)
 
@@ -316,7 +316,7 @@ def gru_backward(
     T, B, _ = zs.shape
     H = w_hh.shape[0]
     threads, chunks = _split(B, H, 3, threads, by_rows, w_hh.size)
-    outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)), *_weight_gradients(xs, w_hh), _like((3 * H,)))
+    outs = (_like((T, B, 3 * H)), _like((T, B, 3 * H)), _like((B, H)), *_weight_gradient_shapes(xs, w_hh), _like((3 * H,)))
     call = jax.ffi.ffi_call("jaxrnn_gru_backward", outs, vmap_method="sequential")
     return call(xs, hs, h0, zs, dys, dh_last, w_hh, reverse=reverse, threads=threads, row_chunks=chunks)
 
